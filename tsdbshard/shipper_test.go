@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -469,7 +471,7 @@ func TestShipperWithTSDB(t *testing.T) {
 
 	app := db.Appender(ctx)
 	for ts := int64(0); ts < 7*hour; ts += blocktest.Step {
-		_, err := app.Append(0, labels.FromStrings(labels.MetricName, "up", "job", "a"), ts, 1)
+		_, err := app.Append(0, labels.FromStrings(model.MetricNameLabel, "up", "job", "a"), ts, 1)
 		require.NoError(t, err)
 	}
 	require.NoError(t, app.Commit())

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -43,7 +45,7 @@ func Create(t testing.TB, dir string, mint, maxt int64, numSeries int) ulid.ULID
 
 	app := w.Appender(context.Background())
 	for i := range numSeries {
-		lset := labels.FromStrings(labels.MetricName, "test_metric", "series", fmt.Sprint(i))
+		lset := labels.FromStrings(model.MetricNameLabel, "test_metric", "series", fmt.Sprint(i))
 		for ts := mint; ts < maxt; ts += Step {
 			_, err := app.Append(0, lset, ts, float64(ts)+float64(i))
 			require.NoError(t, err)
@@ -77,7 +79,7 @@ func Samples(t testing.TB, blockDir string) map[string][]Sample {
 	defer func() { require.NoError(t, q.Close()) }()
 
 	out := map[string][]Sample{}
-	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	var it chunkenc.Iterator
 	for ss.Next() {
 		s := ss.At()
