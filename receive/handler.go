@@ -1,0 +1,327 @@
+package receive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Header names and values of the Remote-Write protocol.
+const (
+	// HeaderSamplesWritten is the Remote-Write 2.0 response header with the number
+	// of float samples written.
+	HeaderSamplesWritten = "X-Prometheus-Remote-Write-Samples-Written"
+	// HeaderHistogramsWritten is the Remote-Write 2.0 response header with the
+	// number of native histogram samples written.
+	HeaderHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	// HeaderExemplarsWritten is the Remote-Write 2.0 response header with the
+	// number of exemplars written.
+	HeaderExemplarsWritten = "X-Prometheus-Remote-Write-Exemplars-Written"
+
+	// ContentTypeV1 is the content type of a Remote-Write 1.0 request, with the
+	// optional proto parameter spelled out.
+	ContentTypeV1 = "application/x-protobuf;proto=prometheus.WriteRequest"
+	// ContentTypeV2 is the content type of a Remote-Write 2.0 request.
+	ContentTypeV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+
+	protoNameV1 = "prometheus.WriteRequest"
+	protoNameV2 = "io.prometheus.write.v2.Request"
+	mediaType   = "application/x-protobuf"
+)
+
+// maxPooledBytes bounds the buffers a batch may keep when it goes back to the
+// pool, so that one huge request does not pin its memory for good.
+const maxPooledBytes = 16 << 20
+
+// Handler is the Remote-Write receiver endpoint, an http.Handler for
+// POST /api/v1/receive. It is safe for concurrent use.
+type Handler struct {
+	opts    Options
+	store   TenantStorage
+	logger  *slog.Logger
+	metrics *handlerMetrics
+	pool    sync.Pool // *batch
+	now     func() time.Time
+}
+
+// NewHandler returns a Handler that writes into store. Zero fields of opts take
+// their defaults; callers should check opts with Options.Validate first, because
+// an invalid option (such as an invalid default tenant) otherwise shows up as an
+// error in every affected request. A nil reg registers no metrics and a nil
+// logger discards logs.
+func NewHandler(opts Options, store TenantStorage, reg prometheus.Registerer, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := opts.Validate(); err != nil {
+		logger.Error("invalid remote write receiver options", "err", err)
+	}
+	h := &Handler{
+		opts:    opts.withDefaults(),
+		store:   store,
+		logger:  logger,
+		metrics: newHandlerMetrics(reg),
+		now:     time.Now,
+	}
+	h.pool.New = func() any { return newBatch() }
+	return h
+}
+
+// response is what a request is answered with.
+type response struct {
+	code  int
+	msg   string // body of non-2xx responses
+	proto protocol
+	// written counts go into the Remote-Write 2.0 headers.
+	samples, histograms, exemplars int
+}
+
+// ServeHTTP handles one remote write request; see the package documentation for
+// the status codes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	resp := h.serve(w, r)
+
+	if resp.proto == protoV2 {
+		hdr := w.Header()
+		hdr.Set(HeaderSamplesWritten, strconv.Itoa(resp.samples))
+		hdr.Set(HeaderHistogramsWritten, strconv.Itoa(resp.histograms))
+		hdr.Set(HeaderExemplarsWritten, strconv.Itoa(resp.exemplars))
+	}
+	switch {
+	case resp.code == http.StatusNoContent:
+		w.WriteHeader(resp.code)
+	case resp.code == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, resp.msg, resp.code)
+	default:
+		http.Error(w, resp.msg, resp.code)
+	}
+
+	code := statusLabel(resp.code)
+	p := resp.proto.String()
+	h.metrics.requests.WithLabelValues(code, p).Inc()
+	h.metrics.duration.WithLabelValues(code, p).Observe(time.Since(start).Seconds())
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) response {
+	if r.Method != http.MethodPost {
+		return response{code: http.StatusMethodNotAllowed, msg: "remote write takes POST, got " + r.Method}
+	}
+	proto, err := negotiate(r.Header)
+	if err != nil {
+		return response{code: http.StatusUnsupportedMediaType, msg: err.Error()}
+	}
+	resp := response{proto: proto}
+
+	tenant := r.Header.Get(h.opts.TenantHeader)
+	if tenant == "" {
+		tenant = h.opts.DefaultTenant
+	}
+	if err := ValidateTenant(tenant); err != nil {
+		return resp.fail(http.StatusBadRequest, err.Error())
+	}
+	if r.ContentLength > h.opts.MaxCompressedBytes {
+		return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.opts.MaxCompressedBytes))
+	}
+
+	b := h.pool.Get().(*batch)
+	defer h.release(b)
+
+	// MaxBytesReader also tells the server to close the connection instead of
+	// draining an oversized body.
+	body := http.MaxBytesReader(w, r.Body, h.opts.MaxCompressedBytes)
+	b.body, err = readBody(body, b.body, r.ContentLength)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", h.opts.MaxCompressedBytes))
+		}
+		// The connection broke or timed out; the sender may well be able to retry.
+		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("read request body: %v", err))
+	}
+	if len(b.body) == 0 {
+		return resp.ok()
+	}
+	h.metrics.bodyBytes.WithLabelValues(proto.String(), "snappy").Observe(float64(len(b.body)))
+
+	n, err := snappy.DecodedLen(b.body)
+	if err != nil {
+		return resp.fail(http.StatusBadRequest, fmt.Sprintf("decode snappy: %v", err))
+	}
+	if int64(n) > h.opts.MaxDecompressedBytes {
+		return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("decompressed request of %d bytes exceeds the limit of %d bytes", n, h.opts.MaxDecompressedBytes))
+	}
+	if cap(b.data) < n {
+		b.data = make([]byte, n)
+	}
+	b.data, err = snappy.Decode(b.data[:cap(b.data)], b.body)
+	if err != nil {
+		return resp.fail(http.StatusBadRequest, fmt.Sprintf("decode snappy: %v", err))
+	}
+	h.metrics.bodyBytes.WithLabelValues(proto.String(), "identity").Observe(float64(len(b.data)))
+
+	if proto == protoV2 {
+		err = b.req.decodeV2(b.data)
+	} else {
+		err = b.req.decodeV1(b.data)
+	}
+	if err != nil {
+		return resp.fail(http.StatusBadRequest, fmt.Sprintf("decode %s: %v", protoName(proto), err))
+	}
+	if len(b.req.series) == 0 {
+		// Nothing to write; Remote-Write 1.0 metadata alone is not stored.
+		return resp.ok()
+	}
+	return h.write(r, tenant, b, resp)
+}
+
+// write appends a decoded request to the tenant's storage and commits.
+func (h *Handler) write(r *http.Request, tenant string, b *batch, resp response) response {
+	app, err := h.store.TenantAppender(r.Context(), tenant)
+	if err != nil {
+		h.logger.Warn("open tenant appender", "tenant", tenant, "err", err)
+		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("storage of tenant %q unavailable: %v", tenant, err))
+	}
+	maxT := int64(math.MaxInt64)
+	if h.opts.MaxFutureSkew > 0 {
+		maxT = h.now().Add(h.opts.MaxFutureSkew).UnixMilli()
+	}
+	if err := b.write(app, writeOptions{maxT: maxT, disableExemplars: h.opts.DisableExemplars}); err != nil {
+		if rerr := app.Rollback(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+		}
+		h.logger.Warn("append failed, request rolled back", "tenant", tenant, "err", err)
+		return resp.fail(http.StatusServiceUnavailable, err.Error())
+	}
+	if err := app.Commit(); err != nil {
+		h.logger.Warn("commit failed", "tenant", tenant, "err", err)
+		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("commit: %v", err))
+	}
+
+	res := &b.res
+	h.metrics.observe(res)
+	resp.samples, resp.histograms, resp.exemplars = res.samples, res.histograms, res.exemplars
+	if !res.rejected() {
+		return resp.ok()
+	}
+	total := len(b.req.samples) + len(b.req.histograms)
+	msg := fmt.Sprintf("%d of %d samples rejected (%d series), first: %s: %s",
+		res.rejectedSamples, total, res.rejectedSeries, res.firstSeries, res.firstError)
+	h.logger.Debug("samples rejected", "tenant", tenant, "rejected", res.rejectedSamples, "total", total, "first", res.firstSeries, "err", res.firstError)
+	resp.code, resp.msg = http.StatusBadRequest, msg
+	return resp
+}
+
+func (r response) ok() response {
+	r.code = http.StatusNoContent
+	return r
+}
+
+// fail returns r as an error response; nothing was written.
+func (r response) fail(code int, msg string) response {
+	r.code, r.msg = code, msg
+	r.samples, r.histograms, r.exemplars = 0, 0, 0
+	return r
+}
+
+// release returns b to the pool, unless it grew too large to keep.
+func (h *Handler) release(b *batch) {
+	b.req.reset()
+	b.res = result{}
+	if cap(b.body) > maxPooledBytes || cap(b.data) > maxPooledBytes {
+		// Drop the buffers and everything that may point into them.
+		b.body, b.data = nil, nil
+		b.req.forget()
+		b.req = request{}
+	}
+	h.pool.Put(b)
+}
+
+// negotiate picks the protocol version from the Content-Type and checks the
+// Content-Encoding, per the Remote-Write 2.0 spec. A missing Content-Type means
+// 1.0, which is what old senders omit.
+func negotiate(hdr http.Header) (protocol, error) {
+	if enc := strings.TrimSpace(hdr.Get("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return protoUnknown, fmt.Errorf("unsupported Content-Encoding %q: only snappy is supported", enc)
+	}
+	ct := hdr.Get("Content-Type")
+	switch ct {
+	case "", mediaType, ContentTypeV1:
+		return protoV1, nil
+	case ContentTypeV2:
+		return protoV2, nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.EqualFold(mt, mediaType) {
+		return protoUnknown, fmt.Errorf("unsupported Content-Type %q: supported are %q (Remote-Write 1.0, with or without the proto parameter) and %q (Remote-Write 2.0)", ct, ContentTypeV1, ContentTypeV2)
+	}
+	switch params["proto"] {
+	case "", protoNameV1:
+		return protoV1, nil
+	case protoNameV2:
+		return protoV2, nil
+	default:
+		return protoUnknown, fmt.Errorf("unsupported proto %q in Content-Type %q: supported are %q and %q", params["proto"], ct, protoNameV1, protoNameV2)
+	}
+}
+
+func protoName(p protocol) string {
+	if p == protoV2 {
+		return "remote write 2.0 request"
+	}
+	return "remote write 1.0 request"
+}
+
+// readBody reads all of r into buf, reusing its capacity. contentLength, if
+// known, sizes the buffer up front.
+func readBody(r io.Reader, buf []byte, contentLength int64) ([]byte, error) {
+	buf = buf[:0]
+	if contentLength > 0 && int64(cap(buf)) <= contentLength {
+		// One spare byte lets the final read see EOF without growing.
+		buf = make([]byte, 0, contentLength+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// statusLabel returns the metric label of an HTTP status code without allocating.
+func statusLabel(code int) string {
+	switch code {
+	case http.StatusNoContent:
+		return "204"
+	case http.StatusBadRequest:
+		return "400"
+	case http.StatusMethodNotAllowed:
+		return "405"
+	case http.StatusRequestEntityTooLarge:
+		return "413"
+	case http.StatusUnsupportedMediaType:
+		return "415"
+	case http.StatusServiceUnavailable:
+		return "503"
+	default:
+		return strconv.Itoa(code)
+	}
+}
