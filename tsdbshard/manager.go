@@ -498,3 +498,12 @@ func (a *appender) release() {
 		a.t.inflight.Done()
 	}
 }
+
+// GetRef forwards to the TSDB appender's series lookup, so the write path can
+// resolve a series without copying its labels.
+func (a *appender) GetRef(lset labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
+	if g, ok := a.AppenderV2.(storage.GetRef); ok {
+		return g.GetRef(lset, hash)
+	}
+	return 0, labels.EmptyLabels()
+}
