@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/stratametrics/strata/receive"
+	"github.com/stratametrics/strata/tsdbshard"
+)
+
+// replicaLabel is the external label that tells replicas of the same data apart.
+const replicaLabel = "receive_replica"
+
+type receiveConfig struct {
+	rwAddress   string
+	httpAddress string
+	grpcAddress string
+	nodeName    string
+	labels      []string
+	objstore    *objstoreFlags
+
+	tenantHeader    string
+	defaultTenant   string
+	tenantLabelName string
+	maxCompressed   int64
+	maxDecompressed int64
+
+	tsdbPath          string
+	retention         model.Duration
+	idleTimeout       model.Duration
+	oooWindow         model.Duration
+	futureWindow      model.Duration
+	maxExemplars      int64
+	walCompression    bool
+	shipInterval      time.Duration
+	replayConcurrency int
+	shutdownTimeout   time.Duration
+}
+
+func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+	cmd := app.Command("receive", "Accept Prometheus remote write into per-tenant TSDBs and ship their blocks to object storage.")
+	c := &receiveConfig{}
+	hostname, _ := os.Hostname()
+
+	cmd.Flag("remote-write.address", "Address to listen on for remote write requests (path /api/v1/receive).").
+		Default(":19291").StringVar(&c.rwAddress)
+	cmd.Flag("http-address", "Address to listen on for /metrics, /-/healthy and /-/ready.").
+		Default(":10902").StringVar(&c.httpAddress)
+	cmd.Flag("grpc-address", "Address for the gRPC Store API and replication. Reserved: receive does not serve gRPC yet.").
+		Default(":10901").StringVar(&c.grpcAddress)
+	cmd.Flag("cluster.node-name", "Name of this node; the default value of the receive_replica external label.").
+		Default(hostname).StringVar(&c.nodeName)
+	cmd.Flag("label", `External label added to every block, as name="value". Repeatable. receive_replica defaults to the node name.`).
+		PlaceHolder(`name="value"`).StringsVar(&c.labels)
+	c.objstore = registerObjstoreFlags(cmd)
+
+	cmd.Flag("receive.tenant-header", "HTTP header that names the tenant of a write request.").
+		Default(receive.DefaultTenantHeader).StringVar(&c.tenantHeader)
+	cmd.Flag("receive.default-tenant-id", "Tenant of requests that carry no tenant header.").
+		Default(receive.DefaultTenant).StringVar(&c.defaultTenant)
+	cmd.Flag("receive.tenant-label-name", "External label that carries the tenant on stored data.").
+		Default(tsdbshard.DefaultTenantLabelName).StringVar(&c.tenantLabelName)
+	cmd.Flag("receive.max-compressed-bytes", "Largest accepted request body, snappy-compressed, in bytes; larger requests get 413.").
+		Default(fmt.Sprint(receive.DefaultMaxCompressedBytes)).Int64Var(&c.maxCompressed)
+	cmd.Flag("receive.max-decompressed-bytes", "Largest accepted request after decompression, in bytes; larger requests get 413.").
+		Default(fmt.Sprint(receive.DefaultMaxDecompressedBytes)).Int64Var(&c.maxDecompressed)
+
+	cmd.Flag("tsdb.path", "Directory of the per-tenant TSDBs.").Default("./data").StringVar(&c.tsdbPath)
+	cmd.Flag("tsdb.retention", "How long local blocks are kept. A block is deleted only after it was shipped. 0 keeps them forever.").
+		Default("15d").SetValue(&c.retention)
+	cmd.Flag("tsdb.idle-tenant-timeout", "A tenant without writes for this long is flushed, shipped, closed and, once shipped, removed locally. 0 disables.").
+		Default("3h").SetValue(&c.idleTimeout)
+	cmd.Flag("tsdb.out-of-order.time-window", "Accept samples up to this much older than a series' newest sample. 0 disables out-of-order ingestion.").
+		Default("0s").SetValue(&c.oooWindow)
+	cmd.Flag("tsdb.too-far-in-future.time-window", "Reject samples more than this far ahead of the receiver's clock. 0 disables the check.").
+		Default("10m").SetValue(&c.futureWindow)
+	cmd.Flag("tsdb.max-exemplars", "Exemplars kept in memory per tenant. 0 stores no exemplars.").
+		Default("0").Int64Var(&c.maxExemplars)
+	cmd.Flag("tsdb.wal-compression", "Compress the WAL with snappy.").Default("true").BoolVar(&c.walCompression)
+	cmd.Flag("shipper.interval", "How often new blocks are shipped to object storage.").
+		Default("30s").Hidden().DurationVar(&c.shipInterval)
+	cmd.Flag("tsdb.replay-concurrency", "Tenants whose WAL is replayed in parallel on start. 0 means one per CPU.").
+		Default("0").Hidden().IntVar(&c.replayConcurrency)
+	cmd.Flag("shutdown-timeout", "How long shutdown may take to flush and ship every tenant.").
+		Default("10m").DurationVar(&c.shutdownTimeout)
+
+	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
+		return runReceive(c, logger, reg)
+	}
+}
+
+func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry) error {
+	ext, err := parseLabels(c.labels)
+	if err != nil {
+		return err
+	}
+	if !ext.Has(replicaLabel) {
+		if c.nodeName == "" {
+			return errors.New("no receive_replica label and no node name: set --label or --cluster.node-name")
+		}
+		ext = labels.NewBuilder(ext).Set(replicaLabel, c.nodeName).Labels()
+	}
+
+	rwOpts := receive.Options{
+		TenantHeader:         c.tenantHeader,
+		DefaultTenant:        c.defaultTenant,
+		MaxCompressedBytes:   c.maxCompressed,
+		MaxDecompressedBytes: c.maxDecompressed,
+		MaxFutureSkew:        time.Duration(c.futureWindow),
+		DisableExemplars:     c.maxExemplars == 0,
+	}
+	if c.futureWindow == 0 {
+		rwOpts.MaxFutureSkew = -1 // 0 disables the check, as in Thanos
+	}
+	if err := rwOpts.Validate(); err != nil {
+		return err
+	}
+
+	bkt, err := c.objstore.bucket(context.Background(), reg, logger)
+	if err != nil {
+		return err
+	}
+	if bkt == nil {
+		logger.Warn("no object storage configured: blocks stay on local disk only")
+	} else {
+		defer func() { _ = bkt.Close() }()
+	}
+
+	mgr, err := tsdbshard.NewManager(tsdbshard.Options{
+		Dir:                   c.tsdbPath,
+		ExternalLabels:        ext,
+		TenantLabelName:       c.tenantLabelName,
+		Bucket:                bkt,
+		Retention:             time.Duration(c.retention),
+		IdleTenantTimeout:     time.Duration(c.idleTimeout),
+		OutOfOrderTimeWindow:  time.Duration(c.oooWindow),
+		MaxExemplars:          c.maxExemplars,
+		ShipInterval:          c.shipInterval,
+		ReplayConcurrency:     c.replayConcurrency,
+		DisableWALCompression: !c.walCompression,
+	}, reg, logger)
+	if err != nil {
+		return err
+	}
+	handler := receive.NewHandler(rwOpts, mgr, reg, logger)
+
+	rwMux := http.NewServeMux()
+	rwMux.Handle(receive.Path, handler)
+	rwSrv, rwLis, err := listen(c.rwAddress, rwMux)
+	if err != nil {
+		return fmt.Errorf("listen for remote write: %w", err)
+	}
+	opsSrv, opsLis, err := listen(c.httpAddress, opsMux(reg, mgr.Ready))
+	if err != nil {
+		return fmt.Errorf("listen for http: %w", err)
+	}
+
+	var g run.Group
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error {
+		if err := mgr.Open(ctx); err != nil {
+			return err
+		}
+		logger.Info("receiving remote write", "url", remoteWriteURL(rwLis.Addr()), "labels", ext.String())
+		return mgr.Run(ctx)
+	}, func(error) { cancel() })
+	addServer(&g, rwSrv, rwLis, logger.With("server", "remote-write"))
+	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
+	g.Add(signalActor(ctx))
+
+	runErr := g.Run()
+	// Servers are shut down and in-flight writes answered: now nothing can append,
+	// so flush every head into blocks and ship them before exiting.
+	closeCtx, closeCancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer closeCancel()
+	logger.Info("flushing and shipping every tenant before exit")
+	if err := mgr.Close(closeCtx); err != nil {
+		return errors.Join(runErr, fmt.Errorf("close tenant storage: %w", err))
+	}
+	logger.Info("shutdown complete")
+	if errors.Is(runErr, errInterrupted) {
+		return nil
+	}
+	return runErr
+}
+
+var errInterrupted = errors.New("interrupted")
+
+// signalActor ends the run group on SIGINT or SIGTERM.
+func signalActor(ctx context.Context) (func() error, func(error)) {
+	sigCtx, cancel := context.WithCancel(ctx)
+	return func() error {
+			c := make(chan os.Signal, 1)
+			signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(c)
+			select {
+			case s := <-c:
+				return fmt.Errorf("%w by %s", errInterrupted, s)
+			case <-sigCtx.Done():
+				return nil
+			}
+		}, func(error) {
+			cancel()
+		}
+}
+
+func listen(addr string, h http.Handler) (*http.Server, net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}, lis, nil
+}
+
+// addServer runs srv on lis in g; on interrupt it stops accepting and waits for
+// in-flight requests to be answered.
+func addServer(g *run.Group, srv *http.Server, lis net.Listener, logger *slog.Logger) {
+	g.Add(func() error {
+		logger.Info("listening", "address", lis.Addr().String())
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			logger.Warn("shut down server", "err", err)
+		}
+	})
+}
+
+func remoteWriteURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + receive.Path
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + receive.Path
+}
