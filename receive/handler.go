@@ -1,6 +1,7 @@
 package receive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,7 @@ type Handler struct {
 	metrics *handlerMetrics
 	pool    sync.Pool // *batch
 	now     func() time.Time
+	router  *router // nil: everything is written locally
 }
 
 // NewHandler returns a Handler that writes into store. Zero fields of opts take
@@ -75,7 +77,18 @@ func NewHandler(opts Options, store TenantStorage, reg prometheus.Registerer, lo
 		now:     time.Now,
 	}
 	h.pool.New = func() any { return newBatch() }
+	if opts.Route != nil && opts.Route.Ringer != nil {
+		h.router = newRouter(h, opts.Route.withDefaults(), reg)
+	}
 	return h
+}
+
+// Close releases the connections to peers. In-flight requests must be done.
+func (h *Handler) Close() error {
+	if h.router == nil {
+		return nil
+	}
+	return h.router.peers.close()
 }
 
 // response is what a request is answered with.
@@ -186,41 +199,63 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) response {
 	return h.write(r, tenant, b, resp)
 }
 
-// write appends a decoded request to the tenant's storage and commits.
+// write stores a decoded request: routed to the owners of each series when the
+// handler is a router, else appended to local storage.
 func (h *Handler) write(r *http.Request, tenant string, b *batch, resp response) response {
-	app, err := h.store.TenantAppender(r.Context(), tenant)
+	if h.router != nil {
+		return h.router.route(r.Context(), tenant, b, resp)
+	}
+	code, msg := h.appendLocal(r.Context(), tenant, b, writeOptions{})
+	if code == http.StatusServiceUnavailable {
+		return resp.fail(code, msg)
+	}
+	res := &b.res
+	resp.samples, resp.histograms, resp.exemplars = res.samples, res.histograms, res.exemplars
+	resp.code, resp.msg = code, msg
+	return resp
+}
+
+// appendLocal appends the series of b.req that o selects to tenant's storage and
+// commits, leaving the outcome in b.res. It returns 204, 400 with a message when
+// some samples were rejected for good (the rest is committed), or 503 when nothing
+// was written and a retry may succeed.
+func (h *Handler) appendLocal(ctx context.Context, tenant string, b *batch, o writeOptions) (int, string) {
+	app, err := h.store.TenantAppender(ctx, tenant)
 	if err != nil {
 		h.logger.Warn("open tenant appender", "tenant", tenant, "err", err)
-		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("storage of tenant %q unavailable: %v", tenant, err))
+		return http.StatusServiceUnavailable, fmt.Sprintf("storage of tenant %q unavailable: %v", tenant, err)
 	}
-	maxT := int64(math.MaxInt64)
+	o.maxT = int64(math.MaxInt64)
 	if h.opts.MaxFutureSkew > 0 {
-		maxT = h.now().Add(h.opts.MaxFutureSkew).UnixMilli()
+		o.maxT = h.now().Add(h.opts.MaxFutureSkew).UnixMilli()
 	}
-	if err := b.write(app, writeOptions{maxT: maxT, disableExemplars: h.opts.DisableExemplars}); err != nil {
+	o.disableExemplars = h.opts.DisableExemplars
+	if err := b.write(app, o); err != nil {
 		if rerr := app.Rollback(); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
 		h.logger.Warn("append failed, request rolled back", "tenant", tenant, "err", err)
-		return resp.fail(http.StatusServiceUnavailable, err.Error())
+		return http.StatusServiceUnavailable, err.Error()
 	}
 	if err := app.Commit(); err != nil {
 		h.logger.Warn("commit failed", "tenant", tenant, "err", err)
-		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("commit: %v", err))
+		return http.StatusServiceUnavailable, fmt.Sprintf("commit: %v", err)
 	}
 
 	res := &b.res
 	h.metrics.observe(res)
-	resp.samples, resp.histograms, resp.exemplars = res.samples, res.histograms, res.exemplars
 	if !res.rejected() {
-		return resp.ok()
+		return http.StatusNoContent, ""
 	}
-	total := len(b.req.samples) + len(b.req.histograms)
+	total := 0
+	for i := range o.selected(len(b.req.series)) {
+		s := &b.req.series[i]
+		total += s.samples.len() + s.histograms.len()
+	}
 	msg := fmt.Sprintf("%d of %d samples rejected (%d series), first: %s: %s",
 		res.rejectedSamples, total, res.rejectedSeries, res.firstSeries, res.firstError)
 	h.logger.Debug("samples rejected", "tenant", tenant, "rejected", res.rejectedSamples, "total", total, "first", res.firstSeries, "err", res.firstError)
-	resp.code, resp.msg = http.StatusBadRequest, msg
-	return resp
+	return http.StatusBadRequest, msg
 }
 
 func (r response) ok() response {

@@ -16,11 +16,16 @@ type handlerMetrics struct {
 	exemplars        prometheus.Counter
 	rejected         [numReasons]prometheus.Counter
 	exemplarsDropped [numExemplarReasons]prometheus.Counter
+	forwardedWrites  *prometheus.CounterVec // code
 }
 
 func newHandlerMetrics(reg prometheus.Registerer) *handlerMetrics {
 	f := promauto.With(reg)
 	m := &handlerMetrics{
+		forwardedWrites: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_receive_forwarded_writes_total",
+			Help: "Writes forwarded to this receiver by peers and appended locally, by outcome as an HTTP status code.",
+		}, []string{"code"}),
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_receive_requests_total",
 			Help: "Remote write requests handled, by HTTP status code and protocol (rw1, rw2, or unknown before content negotiation).",

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/stratametrics/strata/hashring"
 )
 
 // Path is where the caller conventionally mounts the Handler.
@@ -49,6 +53,50 @@ type Options struct {
 	// storage then discards them silently, and only this option lets the
 	// Remote-Write 2.0 written-exemplars header stay true.
 	DisableExemplars bool
+	// Route, when set, makes the handler a router: it places every series on the
+	// hashring and writes it to its owners, locally or by forwarding. Without it
+	// every series is written to local storage.
+	Route *RouteOptions
+}
+
+// Defaults of RouteOptions.
+const (
+	DefaultForwardTimeout     = 5 * time.Second
+	DefaultForwardConcurrency = 32
+	DefaultForwardMaxBackoff  = 5 * time.Second
+)
+
+// RouteOptions configure routing and replication across the receive ring.
+type RouteOptions struct {
+	// Ringer gives the ring of a tenant. Required.
+	Ringer hashring.Ringer
+	// LocalEndpoint is this node's endpoint name in the ring: series it owns are
+	// appended to local storage instead of forwarded. Empty on router-only nodes.
+	LocalEndpoint string
+	// ForwardTimeout bounds each forward to a peer. Default DefaultForwardTimeout.
+	ForwardTimeout time.Duration
+	// ForwardConcurrency bounds the forwards in flight to one peer; more wait.
+	// Default DefaultForwardConcurrency.
+	ForwardConcurrency int
+	// ForwardMaxBackoff caps how long a failing peer is skipped before it is tried
+	// again. Default DefaultForwardMaxBackoff.
+	ForwardMaxBackoff time.Duration
+	// DialOptions are added to every peer connection (TLS, for example). Without
+	// transport credentials, connections are plaintext.
+	DialOptions []grpc.DialOption
+}
+
+func (o RouteOptions) withDefaults() RouteOptions {
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
+	if o.ForwardConcurrency <= 0 {
+		o.ForwardConcurrency = DefaultForwardConcurrency
+	}
+	if o.ForwardMaxBackoff <= 0 {
+		o.ForwardMaxBackoff = DefaultForwardMaxBackoff
+	}
+	return o
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -89,6 +137,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxDecompressedBytes > 0 && o.MaxCompressedBytes > o.MaxDecompressedBytes {
 		errs = append(errs, fmt.Errorf("max compressed bytes (%d) exceed max decompressed bytes (%d)", o.MaxCompressedBytes, o.MaxDecompressedBytes))
+	}
+	if o.Route != nil && o.Route.Ringer == nil {
+		errs = append(errs, errors.New("routing needs a hashring"))
 	}
 	return errors.Join(errs...)
 }

@@ -3,8 +3,10 @@ package receive
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -28,13 +30,21 @@ type result struct {
 
 	// firstSeries and firstError describe the first rejection, for the response.
 	firstSeries, firstError string
+
+	// perSeries, when tracking is on, counts the rejected samples of each series
+	// by its index in the request; a series rejected as a whole with no samples
+	// (an invalid exemplar-only series) counts one.
+	perSeries []int32
 }
 
 func (r *result) rejected() bool { return r.rejectedSeries > 0 }
 
-// reject records that n samples of the series with labels ls were rejected.
+// reject records that n samples of series idx, with labels ls, were rejected.
 // newSeries says whether this is the first rejection in that series.
-func (r *result) reject(ls []wireLabel, n int, why reason, err error, newSeries bool) {
+func (r *result) reject(idx int, ls []wireLabel, n int, why reason, err error, newSeries bool) {
+	if r.perSeries != nil {
+		r.perSeries[idx] += int32(max(n, 1))
+	}
 	r.rejectedSamples += n
 	r.byReason[why] += n
 	if newSeries {
@@ -83,19 +93,49 @@ func newBatch() *batch {
 type writeOptions struct {
 	maxT             int64 // newest acceptable timestamp
 	disableExemplars bool
+	// sel, if not nil, limits the write to these series indexes. Series with the
+	// same labels must be selected together (they are: they have the same owners).
+	sel []int32
+	// track records per-series rejections in result.perSeries.
+	track bool
+}
+
+// selected returns the indexes of the series to write.
+func (o writeOptions) selected(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		if o.sel == nil {
+			for i := range n {
+				if !yield(i) {
+					return
+				}
+			}
+			return
+		}
+		for _, i := range o.sel {
+			if !yield(int(i)) {
+				return
+			}
+		}
+	}
 }
 
 // write appends every valid sample of the decoded request to app and records in
 // b.res what was appended and what was rejected. It returns an error only for a
 // failure that is not known to be permanent; the caller must then roll back.
 func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
-	b.res = result{}
+	b.res = result{perSeries: b.res.perSeries[:0]}
 	req := &b.req
+	if o.track {
+		b.res.perSeries = slices.Grow(b.res.perSeries, len(req.series))[:len(req.series)]
+		clear(b.res.perSeries)
+	} else {
+		b.res.perSeries = nil
+	}
 	b.prepareMetadata()
-	b.prepareOrphans(o.disableExemplars)
+	b.prepareOrphans(o)
 	getRef, _ := app.(storage.GetRef)
 
-	for i := range req.series {
+	for i := range o.selected(len(req.series)) {
 		s := &req.series[i]
 		n := s.samples.len() + s.histograms.len()
 		if n == 0 {
@@ -105,13 +145,13 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 		}
 		sl := req.labels[s.labels.lo:s.labels.hi]
 		if s.err != nil {
-			b.res.reject(sl, n, reasonInvalidSeries, s.err, true)
+			b.res.reject(i, sl, n, reasonInvalidSeries, s.err, true)
 			b.dropSeriesExemplars(s, o)
 			continue
 		}
 		name, err := checkSeriesLabels(sl, req.validUTF8)
 		if err != nil {
-			b.res.reject(sl, n, reasonInvalidLabels, err, true)
+			b.res.reject(i, sl, n, reasonInvalidLabels, err, true)
 			b.dropSeriesExemplars(s, o)
 			continue
 		}
@@ -140,7 +180,7 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 				carrier = -1
 			}
 		}
-		if err := b.appendSeries(app, s, sl, ref, ls, opts, exs, carrier, o.maxT); err != nil {
+		if err := b.appendSeries(app, i, s, sl, ref, ls, opts, exs, carrier, o.maxT); err != nil {
 			return err
 		}
 	}
@@ -155,13 +195,13 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 
 // appendSeries appends the samples and histogram samples of one validated series.
 // exs ride along with sample number carrier (floats first, then histograms).
-func (b *batch) appendSeries(app storage.AppenderV2, s *wireSeries, sl []wireLabel, ref storage.SeriesRef, ls labels.Labels,
+func (b *batch) appendSeries(app storage.AppenderV2, idx int, s *wireSeries, sl []wireLabel, ref storage.SeriesRef, ls labels.Labels,
 	opts storage.AOptions, exs []exemplar.Exemplar, carrier int, maxT int64,
 ) error {
 	req := &b.req
 	rejectedBefore := false
 	reject := func(n int, why reason, err error, k int) {
-		b.res.reject(sl, n, why, err, !rejectedBefore)
+		b.res.reject(idx, sl, n, why, err, !rejectedBefore)
 		rejectedBefore = true
 		if k == carrier {
 			b.res.exemplarsDropped[exemplarSampleRejected] += len(exs)
@@ -329,14 +369,17 @@ func (b *batch) dropSeriesExemplars(s *wireSeries, o writeOptions) {
 // With exemplars disabled, every exemplar is dropped, but the labels of
 // exemplar-only series are still checked, so that the status code does not
 // depend on the option.
-func (b *batch) prepareOrphans(disable bool) {
+func (b *batch) prepareOrphans(o writeOptions) {
+	disable := o.disableExemplars
 	b.orphans = b.orphans[:0]
 	clear(b.orphanIdx)
 	req := &b.req
-	if disable {
-		b.res.exemplarsDropped[exemplarDisabled] = len(req.exemplars)
+	for i := range o.selected(len(req.series)) {
+		if disable {
+			b.res.exemplarsDropped[exemplarDisabled] += req.series[i].exemplars.len()
+		}
 	}
-	for i := range req.series {
+	for i := range o.selected(len(req.series)) {
 		s := &req.series[i]
 		if s.samples.len()+s.histograms.len() > 0 || s.exemplars.len() == 0 {
 			continue
@@ -349,7 +392,7 @@ func (b *batch) prepareOrphans(disable bool) {
 			_, err = checkSeriesLabels(sl, req.validUTF8)
 		}
 		if err != nil {
-			b.res.reject(sl, 0, why, err, true)
+			b.res.reject(i, sl, 0, why, err, true)
 			if !disable {
 				b.res.exemplarsDropped[exemplarSeriesRejected] += s.exemplars.len()
 			}
@@ -389,7 +432,7 @@ func (b *batch) prepareMetadata() {
 	case protoV1:
 		clear(b.families)
 		for _, m := range req.metadata {
-			if m.family == "" {
+			if !m.usable() {
 				continue
 			}
 			if b.families == nil {
@@ -402,6 +445,13 @@ func (b *batch) prepareMetadata() {
 			}
 		}
 	}
+}
+
+// usable reports whether Remote-Write 1.0 family metadata can be stored: it names
+// a family and all its strings are valid UTF-8. Other entries are ignored, here
+// and when the request is forwarded, so every replica stores the same.
+func (m *familyMetadata) usable() bool {
+	return m.family != "" && utf8.ValidString(m.family) && utf8.ValidString(m.help) && utf8.ValidString(m.unit)
 }
 
 // metadataFor returns the metadata of a series with metric name name, with

@@ -145,6 +145,30 @@ func TestWriteV1ExemplarsAndMetadata(t *testing.T) {
 	}, walMetadata(t, db))
 }
 
+// TestWriteV1IgnoresInvalidMetadata checks that family metadata with invalid
+// UTF-8 is not stored, while its series are.
+func TestWriteV1IgnoresInvalidMetadata(t *testing.T) {
+	store := newTestStorage(t, nil)
+	h := NewHandler(Options{}, store, nil, nil)
+	req := &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{
+			{Labels: lbls("__name__", "bad_help", "job", "api"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+			{Labels: lbls("__name__", "good_help", "job", "api"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+		},
+		Metadata: []prompb.MetricMetadata{
+			{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "bad_help", Help: "bad \xff help"},
+			{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "good_help", Help: "fine"},
+		},
+	}
+	w := post(h, encodeV1(t, req), nil)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	db := store.db(DefaultTenant)
+	require.Equal(t, 2, sampleCount(store.dump(DefaultTenant)))
+	require.Equal(t, map[string]metadata.Metadata{
+		`{__name__="good_help", job="api"}`: {Type: model.MetricTypeGauge, Help: "fine"},
+	}, walMetadata(t, db))
+}
+
 // TestWriteV2 writes every kind of data Remote-Write 2.0 carries and checks that
 // storage has it and that the written headers match.
 func TestWriteV2(t *testing.T) {

@@ -1,0 +1,239 @@
+package receive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// The replication service carries one node's share of a routed write request to
+// that node. Its messages are google.protobuf.BytesValue wrappers around the
+// frames below, so that it rides on the standard gRPC codec next to the Store API:
+//
+//	forward request:  1: tenant (string), 2: payload (bytes, a Remote Write 2.0 Request)
+//	forward response: 1: samples written, 2: histograms written, 3: exemplars written,
+//	                  4: rejected series (packed varint indexes into the payload's series),
+//	                  5: rejected samples of each (packed varint, parallel to 4),
+//	                  6: message describing the first rejection (string)
+//
+// A transient failure (not ready, storage error) is the gRPC status Unavailable;
+// a payload that cannot be decoded is InvalidArgument. A forwarded request is
+// written locally and never forwarded again.
+const (
+	replicationService = "strata.receive.v1.Replication"
+	replicationWrite   = "/" + replicationService + "/Write"
+)
+
+// forwardResponse is a peer's answer for the series it was sent.
+type forwardResponse struct {
+	samples, histograms, exemplars int
+	rejected                       []int32 // series indexes, in the forwarded payload
+	rejectedSamples                []int32 // parallel to rejected
+	message                        string
+}
+
+func appendForwardRequest(dst []byte, tenant string, payload []byte) []byte {
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendString(dst, tenant)
+	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+	return protowire.AppendBytes(dst, payload)
+}
+
+// parseForwardRequest returns the tenant and payload of a frame; the payload aliases b.
+func parseForwardRequest(b []byte) (tenant string, payload []byte, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", nil, protowire.ParseError(n)
+			}
+			tenant, b = string(v), b[n:]
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", nil, protowire.ParseError(n)
+			}
+			payload, b = v, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return "", nil, protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	return tenant, payload, nil
+}
+
+func (r *forwardResponse) marshal() []byte {
+	var b []byte
+	for _, f := range []struct {
+		num protowire.Number
+		v   int
+	}{{1, r.samples}, {2, r.histograms}, {3, r.exemplars}} {
+		if f.v != 0 {
+			b = protowire.AppendTag(b, f.num, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(f.v))
+		}
+	}
+	for _, f := range []struct {
+		num protowire.Number
+		vs  []int32
+	}{{4, r.rejected}, {5, r.rejectedSamples}} {
+		if len(f.vs) == 0 {
+			continue
+		}
+		var packed []byte
+		for _, v := range f.vs {
+			packed = protowire.AppendVarint(packed, uint64(v))
+		}
+		b = protowire.AppendTag(b, f.num, protowire.BytesType)
+		b = protowire.AppendBytes(b, packed)
+	}
+	if r.message != "" {
+		b = protowire.AppendTag(b, 6, protowire.BytesType)
+		b = protowire.AppendString(b, r.message)
+	}
+	return b
+}
+
+func (r *forwardResponse) unmarshal(b []byte) error {
+	*r = forwardResponse{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num >= 1 && num <= 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+			*[]*int{&r.samples, &r.histograms, &r.exemplars}[num-1] = int(v)
+		case (num == 4 || num == 5) && typ == protowire.BytesType:
+			packed, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+			dst := &r.rejected
+			if num == 5 {
+				dst = &r.rejectedSamples
+			}
+			for len(packed) > 0 {
+				v, n := protowire.ConsumeVarint(packed)
+				if n < 0 {
+					return protowire.ParseError(n)
+				}
+				packed = packed[n:]
+				*dst = append(*dst, int32(v))
+			}
+		case num == 6 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			r.message, b = string(v), b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	if len(r.rejected) != len(r.rejectedSamples) {
+		return fmt.Errorf("%d rejected series but %d rejected sample counts", len(r.rejected), len(r.rejectedSamples))
+	}
+	return nil
+}
+
+// replicationServer is the interface the gRPC service description requires.
+type replicationServer interface {
+	forwardedWrite(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error)
+}
+
+// RegisterReplication serves the replication service on srv: writes forwarded by
+// other receivers are appended to this node's storage. The handler must have storage.
+func (h *Handler) RegisterReplication(srv *grpc.Server) {
+	srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: replicationService,
+		HandlerType: (*replicationServer)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Write",
+			Handler: func(s any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+				in := new(wrapperspb.BytesValue)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				call := func(ctx context.Context, req any) (any, error) {
+					return s.(replicationServer).forwardedWrite(ctx, req.(*wrapperspb.BytesValue))
+				}
+				if icpt == nil {
+					return call(ctx, in)
+				}
+				return icpt(ctx, in, &grpc.UnaryServerInfo{Server: s, FullMethod: replicationWrite}, call)
+			},
+		}},
+		Metadata: "strata/receive/replication",
+	}, h)
+}
+
+// forwardedWrite appends a peer's forwarded share of a request to local storage.
+func (h *Handler) forwardedWrite(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	if h.store == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this receiver is a router and stores nothing")
+	}
+	tenant, payload, err := parseForwardRequest(in.GetValue())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "decode forwarded request: %v", err)
+	}
+	if err := ValidateTenant(tenant); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	b := h.pool.Get().(*batch)
+	defer h.release(b)
+	if err := b.req.decodeV2(payload); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "decode forwarded payload: %v", err)
+	}
+	code, msg := h.appendLocal(ctx, tenant, b, writeOptions{track: true})
+	h.metrics.forwardedWrites.WithLabelValues(statusLabel(code)).Inc()
+	if code == http.StatusServiceUnavailable {
+		return nil, status.Error(codes.Unavailable, msg)
+	}
+	res := &b.res
+	resp := forwardResponse{samples: res.samples, histograms: res.histograms, exemplars: res.exemplars}
+	if res.rejected() {
+		resp.message = fmt.Sprintf("%s: %s", res.firstSeries, res.firstError)
+		for i, n := range res.perSeries {
+			if n > 0 {
+				resp.rejected = append(resp.rejected, int32(i))
+				resp.rejectedSamples = append(resp.rejectedSamples, n)
+			}
+		}
+	}
+	return &wrapperspb.BytesValue{Value: resp.marshal()}, nil
+}
+
+// forwardError classifies a failed forward: permanent errors say the peer will
+// never take these series; everything else is worth retrying.
+func forwardPermanent(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.InvalidArgument && !errors.Is(err, context.DeadlineExceeded)
+}
