@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc"
 
 	"github.com/stratametrics/strata/receive"
 	"github.com/stratametrics/strata/tsdbshard"
@@ -25,6 +26,13 @@ import (
 // replicaLabel is the external label that tells replicas of the same data apart.
 const replicaLabel = "receive_replica"
 
+// Receive modes.
+const (
+	modeBoth     = "both"
+	modeRouter   = "router"
+	modeIngestor = "ingestor"
+)
+
 type receiveConfig struct {
 	rwAddress   string
 	httpAddress string
@@ -32,6 +40,8 @@ type receiveConfig struct {
 	nodeName    string
 	labels      []string
 	objstore    *objstoreFlags
+	mode        string
+	cluster     clusterFlags
 
 	tenantHeader    string
 	defaultTenant   string
@@ -52,21 +62,24 @@ type receiveConfig struct {
 }
 
 func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd := app.Command("receive", "Accept Prometheus remote write into per-tenant TSDBs and ship their blocks to object storage.")
+	cmd := app.Command("receive", "Accept Prometheus remote write, replicate it over the receive ring into per-tenant TSDBs, and ship their blocks to object storage.")
 	c := &receiveConfig{}
 	hostname, _ := os.Hostname()
 
 	cmd.Flag("remote-write.address", "Address to listen on for remote write requests (path /api/v1/receive).").
 		Default(":19291").StringVar(&c.rwAddress)
-	cmd.Flag("http-address", "Address to listen on for /metrics, /-/healthy and /-/ready.").
+	cmd.Flag("http-address", "Address to listen on for /metrics, /-/healthy, /-/ready and /api/v1/ring.").
 		Default(":10902").StringVar(&c.httpAddress)
-	cmd.Flag("grpc-address", "Address for the gRPC Store API and replication. Reserved: receive does not serve gRPC yet.").
+	cmd.Flag("grpc-address", "Address to listen on for gRPC: writes forwarded by other receivers.").
 		Default(":10901").StringVar(&c.grpcAddress)
-	cmd.Flag("cluster.node-name", "Name of this node; the default value of the receive_replica external label.").
+	cmd.Flag("cluster.node-name", "Unique name of this node in the ring; the default value of the receive_replica external label.").
 		Default(hostname).StringVar(&c.nodeName)
 	cmd.Flag("label", `External label added to every block, as name="value". Repeatable. receive_replica defaults to the node name.`).
 		PlaceHolder(`name="value"`).StringsVar(&c.labels)
+	cmd.Flag("receive.mode", "router: place and forward series, store nothing; ingestor: store what it is sent, never forward; both: route and store its own share.").
+		Default(modeBoth).EnumVar(&c.mode, modeBoth, modeRouter, modeIngestor)
 	c.objstore = registerObjstoreFlags(cmd)
+	c.cluster.register(cmd)
 
 	cmd.Flag("receive.tenant-header", "HTTP header that names the tenant of a write request.").
 		Default(receive.DefaultTenantHeader).StringVar(&c.tenantHeader)
@@ -114,7 +127,6 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		}
 		ext = labels.NewBuilder(ext).Set(replicaLabel, c.nodeName).Labels()
 	}
-
 	rwOpts := receive.Options{
 		TenantHeader:         c.tenantHeader,
 		DefaultTenant:        c.defaultTenant,
@@ -126,37 +138,66 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	if c.futureWindow == 0 {
 		rwOpts.MaxFutureSkew = -1 // 0 disables the check, as in Thanos
 	}
+
+	grpcLis, err := net.Listen("tcp", c.grpcAddress)
+	if err != nil {
+		return fmt.Errorf("listen for grpc: %w", err)
+	}
+	cl, err := c.cluster.build(c.mode, c.nodeName, grpcLis.Addr(), reg, logger)
+	if err != nil {
+		return err
+	}
+	if cl.ringer != nil && c.mode != modeIngestor {
+		rwOpts.Route = &receive.RouteOptions{
+			Ringer:         cl.ringer,
+			LocalEndpoint:  cl.localEndpoint,
+			ForwardTimeout: c.cluster.forwardTimeout,
+		}
+	}
 	if err := rwOpts.Validate(); err != nil {
 		return err
 	}
 
-	bkt, err := c.objstore.bucket(context.Background(), reg, logger)
-	if err != nil {
-		return err
+	var (
+		mgr   *tsdbshard.Manager
+		store receive.TenantStorage
+		ready = func() bool { return true }
+	)
+	if c.mode != modeRouter {
+		bkt, err := c.objstore.bucket(context.Background(), reg, logger)
+		if err != nil {
+			return err
+		}
+		if bkt == nil {
+			logger.Warn("no object storage configured: blocks stay on local disk only")
+		} else {
+			defer func() { _ = bkt.Close() }()
+		}
+		mgr, err = tsdbshard.NewManager(tsdbshard.Options{
+			Dir:                   c.tsdbPath,
+			ExternalLabels:        ext,
+			TenantLabelName:       c.tenantLabelName,
+			Bucket:                bkt,
+			Retention:             time.Duration(c.retention),
+			IdleTenantTimeout:     time.Duration(c.idleTimeout),
+			OutOfOrderTimeWindow:  time.Duration(c.oooWindow),
+			MaxExemplars:          c.maxExemplars,
+			ShipInterval:          c.shipInterval,
+			ReplayConcurrency:     c.replayConcurrency,
+			DisableWALCompression: !c.walCompression,
+		}, reg, logger)
+		if err != nil {
+			return err
+		}
+		store, ready = mgr, mgr.Ready
 	}
-	if bkt == nil {
-		logger.Warn("no object storage configured: blocks stay on local disk only")
-	} else {
-		defer func() { _ = bkt.Close() }()
-	}
+	handler := receive.NewHandler(rwOpts, store, reg, logger)
+	defer func() { _ = handler.Close() }()
 
-	mgr, err := tsdbshard.NewManager(tsdbshard.Options{
-		Dir:                   c.tsdbPath,
-		ExternalLabels:        ext,
-		TenantLabelName:       c.tenantLabelName,
-		Bucket:                bkt,
-		Retention:             time.Duration(c.retention),
-		IdleTenantTimeout:     time.Duration(c.idleTimeout),
-		OutOfOrderTimeWindow:  time.Duration(c.oooWindow),
-		MaxExemplars:          c.maxExemplars,
-		ShipInterval:          c.shipInterval,
-		ReplayConcurrency:     c.replayConcurrency,
-		DisableWALCompression: !c.walCompression,
-	}, reg, logger)
-	if err != nil {
-		return err
+	grpcSrv := grpc.NewServer()
+	if store != nil {
+		handler.RegisterReplication(grpcSrv)
 	}
-	handler := receive.NewHandler(rwOpts, mgr, reg, logger)
 
 	rwMux := http.NewServeMux()
 	rwMux.Handle(receive.Path, handler)
@@ -164,33 +205,54 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	if err != nil {
 		return fmt.Errorf("listen for remote write: %w", err)
 	}
-	opsSrv, opsLis, err := listen(c.httpAddress, opsMux(reg, mgr.Ready))
+	ops := opsMux(reg, ready)
+	ops.Handle("/api/v1/ring", cl.statusHandler())
+	opsSrv, opsLis, err := listen(c.httpAddress, ops)
 	if err != nil {
 		return fmt.Errorf("listen for http: %w", err)
 	}
 
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
-	g.Add(func() error {
-		if err := mgr.Open(ctx); err != nil {
-			return err
-		}
-		logger.Info("receiving remote write", "url", remoteWriteURL(rwLis.Addr()), "labels", ext.String())
-		return mgr.Run(ctx)
-	}, func(error) { cancel() })
+	if mgr != nil {
+		g.Add(func() error {
+			if err := mgr.Open(ctx); err != nil {
+				return err
+			}
+			logger.Info("receiving remote write", "url", remoteWriteURL(rwLis.Addr()), "labels", ext.String(), "mode", c.mode)
+			return mgr.Run(ctx)
+		}, func(error) { cancel() })
+	}
+	for _, actor := range cl.actors {
+		g.Add(func() error { return actor(ctx) }, func(error) { cancel() })
+	}
 	addServer(&g, rwSrv, rwLis, logger.With("server", "remote-write"))
 	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
-	g.Add(signalActor(ctx))
+	g.Add(func() error {
+		logger.Info("listening", "server", "grpc", "address", grpcLis.Addr().String())
+		return grpcSrv.Serve(grpcLis)
+	}, func(error) {
+		grpcSrv.GracefulStop()
+	})
+	g.Add(signalActor(ctx, func() {
+		// Leave the ring first, so peers route this node's series elsewhere while
+		// it answers what is in flight.
+		cl.leave(logger)
+	}))
 
 	runErr := g.Run()
-	// Servers are shut down and in-flight writes answered: now nothing can append,
-	// so flush every head into blocks and ship them before exiting.
-	closeCtx, closeCancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-	defer closeCancel()
-	logger.Info("flushing and shipping every tenant before exit")
-	if err := mgr.Close(closeCtx); err != nil {
-		return errors.Join(runErr, fmt.Errorf("close tenant storage: %w", err))
+	cancel()
+	if mgr != nil {
+		// Servers are shut down and in-flight writes answered: nothing can append
+		// any more, so flush every head into blocks and ship them before exiting.
+		closeCtx, closeCancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		defer closeCancel()
+		logger.Info("flushing and shipping every tenant before exit")
+		if err := mgr.Close(closeCtx); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("close tenant storage: %w", err))
+		}
 	}
+	cl.shutdown(logger)
 	logger.Info("shutdown complete")
 	if errors.Is(runErr, errInterrupted) {
 		return nil
@@ -200,8 +262,8 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 
 var errInterrupted = errors.New("interrupted")
 
-// signalActor ends the run group on SIGINT or SIGTERM.
-func signalActor(ctx context.Context) (func() error, func(error)) {
+// signalActor ends the run group on SIGINT or SIGTERM, calling onSignal first.
+func signalActor(ctx context.Context, onSignal func()) (func() error, func(error)) {
 	sigCtx, cancel := context.WithCancel(ctx)
 	return func() error {
 			c := make(chan os.Signal, 1)
@@ -209,6 +271,7 @@ func signalActor(ctx context.Context) (func() error, func(error)) {
 			defer signal.Stop(c)
 			select {
 			case s := <-c:
+				onSignal()
 				return fmt.Errorf("%w by %s", errInterrupted, s)
 			case <-sigCtx.Done():
 				return nil
