@@ -233,4 +233,3 @@ func TestClusterRW2WrittenHeaders(t *testing.T) {
 		require.Len(t, n.seriesSet(t), 20)
 	}
 }
-
