@@ -10,6 +10,9 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
              -X github.com/prometheus/common/version.Revision=$(shell git rev-parse --short HEAD 2>/dev/null)
 MINIO_VERSION       := v0.0.0-20260212201848-7aac2a2c5b7c
 STATICCHECK_VERSION := v0.8.2
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTO_FILES := $(sort $(wildcard storeapi/*pb/*.proto))
 BENCH_COUNT         ?= 6
 
 export PATH := $(GOBIN):$(PATH)
@@ -51,8 +54,20 @@ lint: ## gofmt, go vet and staticcheck.
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+.PHONY: proto
+proto: ## Regenerate the Store API Go code from storeapi/*pb/*.proto (needs protoc).
+	@command -v protoc >/dev/null || { echo "protoc not found: install Debian's protobuf-compiler (make deps)"; exit 1; }
+	@$(GOBIN)/protoc-gen-go --version 2>/dev/null | grep -qx 'protoc-gen-go $(PROTOC_GEN_GO_VERSION)' || \
+		GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@$(GOBIN)/protoc-gen-go-grpc --version 2>/dev/null | grep -qx 'protoc-gen-go-grpc $(PROTOC_GEN_GO_GRPC_VERSION:v%=%)' || \
+		GOBIN=$(GOBIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	protoc -I . \
+		--plugin=protoc-gen-go=$(GOBIN)/protoc-gen-go --go_out=. --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=$(GOBIN)/protoc-gen-go-grpc --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		$(PROTO_FILES)
+
 .PHONY: deps
-deps: ## Install the test dependencies: MinIO (go install), Prometheus and Alertmanager (Debian).
+deps: ## Install the test dependencies: MinIO (go install), Prometheus, Alertmanager and protoc (Debian).
 	.ci/install-deps
 
 .PHONY: clean
