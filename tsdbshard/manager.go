@@ -131,7 +131,7 @@ type tenant struct {
 	reg     *tenantRegisterer
 	labels  labels.Labels
 
-	// inflight counts appenders and ship runs in progress. It is only incremented
+	// inflight counts appenders, ship runs and Store API requests in progress. It is only incremented
 	// under Manager.mtx while the tenant is open, so once the tenant is marked
 	// closing, Wait sees every user out.
 	inflight  sync.WaitGroup

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stratametrics/strata/receive"
+	"github.com/stratametrics/strata/storeapi/infopb"
+	"github.com/stratametrics/strata/storeapi/storepb"
 	"github.com/stratametrics/strata/tsdbshard"
 )
 
@@ -70,7 +72,7 @@ func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prome
 		Default(":19291").StringVar(&c.rwAddress)
 	cmd.Flag("http-address", "Address to listen on for /metrics, /-/healthy, /-/ready and /api/v1/ring.").
 		Default(":10902").StringVar(&c.httpAddress)
-	cmd.Flag("grpc-address", "Address to listen on for gRPC: writes forwarded by other receivers.").
+	cmd.Flag("grpc-address", "Address to listen on for gRPC: writes forwarded by other receivers, and the Store API over the local tenant TSDBs.").
 		Default(":10901").StringVar(&c.grpcAddress)
 	cmd.Flag("cluster.node-name", "Unique name of this node in the ring; the default value of the receive_replica external label.").
 		Default(hostname).StringVar(&c.nodeName)
@@ -195,8 +197,11 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	defer func() { _ = handler.Close() }()
 
 	grpcSrv := grpc.NewServer()
-	if store != nil {
+	if mgr != nil {
 		handler.RegisterReplication(grpcSrv)
+		stores := mgr.StoreServer()
+		storepb.RegisterStoreServer(grpcSrv, stores)
+		infopb.RegisterInfoServer(grpcSrv, stores)
 	}
 
 	rwMux := http.NewServeMux()
