@@ -8,9 +8,9 @@ import (
 )
 
 // opsMux serves the endpoints every component has: /metrics, /-/healthy and /-/ready.
-func opsMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
+func opsMux(g prometheus.Gatherer, ready func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("strata is healthy.\n"))

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc"
 
+	"github.com/stratametrics/strata/objstore"
 	"github.com/stratametrics/strata/receive"
 	"github.com/stratametrics/strata/storeapi/infopb"
 	"github.com/stratametrics/strata/storeapi/storepb"
@@ -119,16 +120,76 @@ func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prome
 }
 
 func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry) error {
-	ext, err := parseLabels(c.labels)
+	r, err := newReceiver(c, reg, reg, logger)
 	if err != nil {
 		return err
 	}
+	var g run.Group
+	r.addTo(&g)
+	// Leave the ring first, so peers route this node's series elsewhere while it
+	// answers what is in flight.
+	g.Add(signalActor(context.Background(), r.leave))
+	runErr := g.Run()
+	if err := r.close(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	logger.Info("shutdown complete")
+	if errors.Is(runErr, errInterrupted) {
+		return nil
+	}
+	return runErr
+}
+
+// receiver is one `strata receive`, built and listening but not yet running:
+// addTo runs it in a run group, close flushes and releases it once the group ended.
+type receiver struct {
+	c       *receiveConfig
+	logger  *slog.Logger
+	ext     labels.Labels
+	cl      *cluster
+	mgr     *tsdbshard.Manager // nil for a router
+	bkt     objstore.Bucket
+	handler *receive.Handler
+	grpcSrv *grpc.Server
+	grpcLis net.Listener
+	rwSrv   *http.Server
+	rwLis   net.Listener
+	opsSrv  *http.Server // nil without --http-address
+	opsLis  net.Listener
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// newReceiver builds a receiver registering its metrics with reg. Its HTTP
+// endpoint, when c.httpAddress is set, serves the metrics of gatherer.
+func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheus.Gatherer, logger *slog.Logger) (_ *receiver, err error) {
+	r := &receiver{c: c, logger: logger}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			r.cancel()
+			for _, l := range []net.Listener{r.grpcLis, r.rwLis, r.opsLis} {
+				if l != nil {
+					_ = l.Close()
+				}
+			}
+			if r.bkt != nil {
+				_ = r.bkt.Close()
+			}
+		}
+	}()
+
+	ext, err := parseLabels(c.labels)
+	if err != nil {
+		return nil, err
+	}
 	if !ext.Has(replicaLabel) {
 		if c.nodeName == "" {
-			return errors.New("no receive_replica label and no node name: set --label or --cluster.node-name")
+			return nil, errors.New("no receive_replica label and no node name: set --label or --cluster.node-name")
 		}
 		ext = labels.NewBuilder(ext).Set(replicaLabel, c.nodeName).Labels()
 	}
+	r.ext = ext
 	rwOpts := receive.Options{
 		TenantHeader:         c.tenantHeader,
 		DefaultTenant:        c.defaultTenant,
@@ -141,45 +202,39 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		rwOpts.MaxFutureSkew = -1 // 0 disables the check, as in Thanos
 	}
 
-	grpcLis, err := net.Listen("tcp", c.grpcAddress)
-	if err != nil {
-		return fmt.Errorf("listen for grpc: %w", err)
+	if r.grpcLis, err = net.Listen("tcp", c.grpcAddress); err != nil {
+		return nil, fmt.Errorf("listen for grpc: %w", err)
 	}
-	cl, err := c.cluster.build(c.mode, c.nodeName, grpcLis.Addr(), reg, logger)
-	if err != nil {
-		return err
+	if r.cl, err = c.cluster.build(c.mode, c.nodeName, r.grpcLis.Addr(), reg, logger); err != nil {
+		return nil, err
 	}
-	if cl.ringer != nil && c.mode != modeIngestor {
+	if r.cl.ringer != nil && c.mode != modeIngestor {
 		rwOpts.Route = &receive.RouteOptions{
-			Ringer:         cl.ringer,
-			LocalEndpoint:  cl.localEndpoint,
+			Ringer:         r.cl.ringer,
+			LocalEndpoint:  r.cl.localEndpoint,
 			ForwardTimeout: c.cluster.forwardTimeout,
 		}
 	}
 	if err := rwOpts.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 
 	var (
-		mgr   *tsdbshard.Manager
 		store receive.TenantStorage
 		ready = func() bool { return true }
 	)
 	if c.mode != modeRouter {
-		bkt, err := c.objstore.bucket(context.Background(), reg, logger)
-		if err != nil {
-			return err
+		if r.bkt, err = c.objstore.bucket(context.Background(), reg, logger); err != nil {
+			return nil, err
 		}
-		if bkt == nil {
+		if r.bkt == nil {
 			logger.Warn("no object storage configured: blocks stay on local disk only")
-		} else {
-			defer func() { _ = bkt.Close() }()
 		}
-		mgr, err = tsdbshard.NewManager(tsdbshard.Options{
+		r.mgr, err = tsdbshard.NewManager(tsdbshard.Options{
 			Dir:                   c.tsdbPath,
 			ExternalLabels:        ext,
 			TenantLabelName:       c.tenantLabelName,
-			Bucket:                bkt,
+			Bucket:                r.bkt,
 			Retention:             time.Duration(c.retention),
 			IdleTenantTimeout:     time.Duration(c.idleTimeout),
 			OutOfOrderTimeWindow:  time.Duration(c.oooWindow),
@@ -189,80 +244,89 @@ func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry)
 			DisableWALCompression: !c.walCompression,
 		}, reg, logger)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		store, ready = mgr, mgr.Ready
+		store, ready = r.mgr, r.mgr.Ready
 	}
-	handler := receive.NewHandler(rwOpts, store, reg, logger)
-	defer func() { _ = handler.Close() }()
+	r.handler = receive.NewHandler(rwOpts, store, reg, logger)
 
-	grpcSrv := grpc.NewServer()
-	if mgr != nil {
-		handler.RegisterReplication(grpcSrv)
-		stores := mgr.StoreServer()
-		storepb.RegisterStoreServer(grpcSrv, stores)
-		infopb.RegisterInfoServer(grpcSrv, stores)
+	r.grpcSrv = grpc.NewServer()
+	if r.mgr != nil {
+		r.handler.RegisterReplication(r.grpcSrv)
+		stores := r.mgr.StoreServer()
+		storepb.RegisterStoreServer(r.grpcSrv, stores)
+		infopb.RegisterInfoServer(r.grpcSrv, stores)
 	}
 
 	rwMux := http.NewServeMux()
-	rwMux.Handle(receive.Path, handler)
-	rwSrv, rwLis, err := listen(c.rwAddress, rwMux)
-	if err != nil {
-		return fmt.Errorf("listen for remote write: %w", err)
+	rwMux.Handle(receive.Path, r.handler)
+	if r.rwSrv, r.rwLis, err = listen(c.rwAddress, rwMux); err != nil {
+		return nil, fmt.Errorf("listen for remote write: %w", err)
 	}
-	ops := opsMux(reg, ready)
-	ops.Handle("/api/v1/ring", cl.statusHandler())
-	opsSrv, opsLis, err := listen(c.httpAddress, ops)
-	if err != nil {
-		return fmt.Errorf("listen for http: %w", err)
-	}
-
-	var g run.Group
-	ctx, cancel := context.WithCancel(context.Background())
-	if mgr != nil {
-		g.Add(func() error {
-			if err := mgr.Open(ctx); err != nil {
-				return err
-			}
-			logger.Info("receiving remote write", "url", remoteWriteURL(rwLis.Addr()), "labels", ext.String(), "mode", c.mode)
-			return mgr.Run(ctx)
-		}, func(error) { cancel() })
-	}
-	for _, actor := range cl.actors {
-		g.Add(func() error { return actor(ctx) }, func(error) { cancel() })
-	}
-	addServer(&g, rwSrv, rwLis, logger.With("server", "remote-write"))
-	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
-	g.Add(func() error {
-		logger.Info("listening", "server", "grpc", "address", grpcLis.Addr().String())
-		return grpcSrv.Serve(grpcLis)
-	}, func(error) {
-		grpcSrv.GracefulStop()
-	})
-	g.Add(signalActor(ctx, func() {
-		// Leave the ring first, so peers route this node's series elsewhere while
-		// it answers what is in flight.
-		cl.leave(logger)
-	}))
-
-	runErr := g.Run()
-	cancel()
-	if mgr != nil {
-		// Servers are shut down and in-flight writes answered: nothing can append
-		// any more, so flush every head into blocks and ship them before exiting.
-		closeCtx, closeCancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-		defer closeCancel()
-		logger.Info("flushing and shipping every tenant before exit")
-		if err := mgr.Close(closeCtx); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("close tenant storage: %w", err))
+	if c.httpAddress != "" {
+		ops := opsMux(gatherer, ready)
+		ops.Handle("/api/v1/ring", r.cl.statusHandler())
+		if r.opsSrv, r.opsLis, err = listen(c.httpAddress, ops); err != nil {
+			return nil, fmt.Errorf("listen for http: %w", err)
 		}
 	}
-	cl.shutdown(logger)
-	logger.Info("shutdown complete")
-	if errors.Is(runErr, errInterrupted) {
-		return nil
+	return r, nil
+}
+
+// addTo adds the receiver's storage, membership and servers to g.
+func (r *receiver) addTo(g *run.Group) {
+	logger := r.logger
+	if r.mgr != nil {
+		g.Add(func() error {
+			if err := r.mgr.Open(r.ctx); err != nil {
+				return err
+			}
+			logger.Info("receiving remote write", "url", remoteWriteURL(r.rwLis.Addr()), "labels", r.ext.String(), "mode", r.c.mode)
+			return r.mgr.Run(r.ctx)
+		}, func(error) { r.cancel() })
 	}
-	return runErr
+	for _, actor := range r.cl.actors {
+		g.Add(func() error { return actor(r.ctx) }, func(error) { r.cancel() })
+	}
+	addServer(g, r.rwSrv, r.rwLis, logger.With("server", "remote-write"))
+	if r.opsSrv != nil {
+		addServer(g, r.opsSrv, r.opsLis, logger.With("server", "http"))
+	}
+	g.Add(func() error {
+		logger.Info("listening", "server", "grpc", "address", r.grpcLis.Addr().String())
+		return r.grpcSrv.Serve(r.grpcLis)
+	}, func(error) {
+		r.grpcSrv.GracefulStop()
+	})
+}
+
+// leave takes the receiver out of the ring ahead of shutdown.
+func (r *receiver) leave() { r.cl.leave(r.logger) }
+
+// close runs after the group ended: servers are shut down and in-flight writes
+// answered, so nothing can append any more. It flushes every head into blocks,
+// ships them, and releases everything.
+func (r *receiver) close() error {
+	r.cancel()
+	var errs []error
+	if r.mgr != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.c.shutdownTimeout)
+		defer cancel()
+		r.logger.Info("flushing and shipping every tenant before exit")
+		if err := r.mgr.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close tenant storage: %w", err))
+		}
+	}
+	r.cl.shutdown(r.logger)
+	if err := r.handler.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if r.bkt != nil {
+		if err := r.bkt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close bucket: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var errInterrupted = errors.New("interrupted")
