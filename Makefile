@@ -28,12 +28,8 @@ build: ## Build bin/strata.
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/$(BINARY) ./cmd/strata
 
 .PHONY: run
-run: build ## Start strata on ./data with a filesystem bucket (Ctrl-C flushes and ships, then exits).
-	@echo "strata: point Prometheus at  remote_write: [{url: http://localhost:19291/api/v1/receive}]"
-	@echo "strata: metrics and health at http://localhost:10902/metrics  (data in $(DATA_DIR))"
-	$(BUILD_DIR)/$(BINARY) receive \
-		--tsdb.path=$(DATA_DIR)/receive \
-		--objstore.config='{type: FILESYSTEM, config: {directory: $(DATA_DIR)/bucket}}'
+run: build ## Start strata up: three receivers (RF=2) and a filesystem bucket in ./data; Ctrl-C flushes and ships.
+	$(BUILD_DIR)/$(BINARY) up --data-dir=$(DATA_DIR)
 
 .PHONY: test
 test: ## Run every test (needs prometheus, promtool and minio: see .ci/run).

@@ -65,6 +65,25 @@ type receiveConfig struct {
 }
 
 func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+	cmd, c := registerReceive(app)
+	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
+		return runReceive(c, logger, reg)
+	}
+}
+
+// parseReceiveArgs parses `receive` flags into a configuration, with every
+// default applied; strata up builds its receivers with it.
+func parseReceiveArgs(args []string) (*receiveConfig, error) {
+	app := kingpin.New("strata", "")
+	_, c := registerReceive(app)
+	if _, err := app.Parse(append([]string{"receive"}, args...)); err != nil {
+		return nil, fmt.Errorf("receiver flags: %w", err)
+	}
+	return c, nil
+}
+
+// registerReceive registers the receive command and its flags on app.
+func registerReceive(app *kingpin.Application) (*kingpin.CmdClause, *receiveConfig) {
 	cmd := app.Command("receive", "Accept Prometheus remote write, replicate it over the receive ring into per-tenant TSDBs, and ship their blocks to object storage.")
 	c := &receiveConfig{}
 	hostname, _ := os.Hostname()
@@ -114,9 +133,7 @@ func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prome
 	cmd.Flag("shutdown-timeout", "How long shutdown may take to flush and ship every tenant.").
 		Default("10m").DurationVar(&c.shutdownTimeout)
 
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runReceive(c, logger, reg)
-	}
+	return cmd, c
 }
 
 func runReceive(c *receiveConfig, logger *slog.Logger, reg *prometheus.Registry) error {
@@ -377,12 +394,18 @@ func addServer(g *run.Group, srv *http.Server, lis net.Listener, logger *slog.Lo
 }
 
 func remoteWriteURL(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
+	return "http://" + hostPort(addr.String()) + receive.Path
+}
+
+// hostPort returns a listen address as a client would dial it: an unspecified
+// host (":10902", "[::]:10902") becomes localhost.
+func hostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr.String() + receive.Path
+		return addr
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port) + receive.Path
+	return net.JoinHostPort(host, port)
 }

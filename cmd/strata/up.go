@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The embedded ring: three receivers, every series on two of them.
+const (
+	upReceivers          = 3
+	upReplicationFactor  = 2
+	upSelfScrapeJob      = "strata"
+	upDefaultRWAddress   = ":19291"
+	upDefaultHTTPAddress = ":10902"
+)
+
+type upConfig struct {
+	dataDir          string
+	rwAddress        string
+	httpAddress      string
+	selfScrapeEvery  time.Duration
+	disableSelfScape bool
+}
+
+func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) over a filesystem bucket, scraping and storing their own metrics.")
+	c := &upConfig{}
+	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
+	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
+	cmd.Flag("http-address", "Address to listen on for /metrics, /-/healthy, /-/ready and /api/v1/ring.").Default(upDefaultHTTPAddress).StringVar(&c.httpAddress)
+	cmd.Flag("self-scrape-interval", "How often strata stores its own metrics.").Default("15s").DurationVar(&c.selfScrapeEvery)
+	cmd.Flag("self-scrape.disable", "Do not store strata's own metrics.").BoolVar(&c.disableSelfScape)
+	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
+		return runUp(c, logger, reg)
+	}
+}
+
+func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
+	bucket := fmt.Sprintf("{type: FILESYSTEM, config: {directory: %q}}", filepath.Join(c.dataDir, "bucket"))
+	var receivers []*receiver
+	closeAll := func() error {
+		var errs []error
+		for _, r := range receivers {
+			errs = append(errs, r.close())
+		}
+		return errors.Join(errs...)
+	}
+	for i := range upReceivers {
+		name := fmt.Sprintf("receive-%d", i)
+		args := []string{
+			"--cluster.node-name=" + name,
+			"--tsdb.path=" + filepath.Join(c.dataDir, name),
+			"--objstore.config=" + bucket,
+			fmt.Sprintf("--receive.replication-factor=%d", upReplicationFactor),
+			"--grpc-address=127.0.0.1:0",
+			"--cluster.address=127.0.0.1:0",
+			"--http-address=",
+			"--remote-write.address=127.0.0.1:0",
+		}
+		if i == 0 {
+			args[len(args)-1] = "--remote-write.address=" + c.rwAddress
+		} else {
+			args = append(args, "--cluster.join="+receivers[0].cl.gossip.LocalAddr())
+		}
+		rc, err := parseReceiveArgs(args)
+		if err != nil {
+			return errors.Join(err, closeAll())
+		}
+		r, err := newReceiver(rc, prometheus.WrapRegistererWith(prometheus.Labels{"receiver": name}, reg), nil, logger.With("receiver", name))
+		if err != nil {
+			return errors.Join(fmt.Errorf("start %s: %w", name, err), closeAll())
+		}
+		receivers = append(receivers, r)
+	}
+
+	ready := func() bool {
+		for _, r := range receivers {
+			if !r.mgr.Ready() {
+				return false
+			}
+		}
+		return true
+	}
+	ops := opsMux(reg, ready)
+	ops.Handle("/api/v1/ring", receivers[0].cl.statusHandler())
+	opsSrv, opsLis, err := listen(c.httpAddress, ops)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen for http: %w", err), closeAll())
+	}
+
+	var g run.Group
+	for _, r := range receivers {
+		r.addTo(&g)
+	}
+	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
+	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
+	if !c.disableSelfScape {
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &selfScraper{
+			gatherer: reg,
+			url:      rwURL,
+			job:      upSelfScrapeJob,
+			instance: opsLis.Addr().String(),
+			interval: c.selfScrapeEvery,
+			client:   &http.Client{Timeout: 10 * time.Second},
+			logger:   logger,
+		}
+		g.Add(func() error { return s.run(ctx) }, func(error) { cancel() })
+	}
+	g.Add(signalActor(context.Background(), func() {
+		for _, r := range receivers {
+			r.leave()
+		}
+	}))
+
+	logger.Info("strata is up", "remote_write_url", rwURL, "http", "http://"+hostPort(opsLis.Addr().String()), "data", c.dataDir)
+	fmt.Printf("\nstrata is up.\n  Prometheus remote_write: url: %s\n  Metrics and ring:        http://%s/metrics, /api/v1/ring\n  Data:                    %s\n\n",
+		rwURL, hostPort(opsLis.Addr().String()), c.dataDir)
+
+	runErr := g.Run()
+	if err := closeAll(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	logger.Info("shutdown complete")
+	if errors.Is(runErr, errInterrupted) {
+		return nil
+	}
+	return runErr
+}
