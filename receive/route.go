@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -143,6 +144,7 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("place series of tenant %q: %v", tenant, err))
 	}
 	eps := ring.Endpoints()
+	r.peers.observe(ring)
 	quorum := hashring.Quorum(ring.ReplicationFactor())
 	req := &b.req
 
@@ -348,8 +350,10 @@ func (r *router) forward(ctx context.Context, tenant string, ep hashring.Endpoin
 type peers struct {
 	opts RouteOptions
 
-	mtx sync.Mutex
-	m   map[string]*peer
+	mtx      sync.Mutex
+	m        map[string]*peer
+	lastRing hashring.Ring
+	active   map[string]bool // addresses ACTIVE in lastRing
 }
 
 type peer struct {
@@ -367,7 +371,15 @@ func (p *peers) get(addr string) (*peer, error) {
 	if pr, ok := p.m[addr]; ok {
 		return pr, nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.opts.DialOptions...)
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// gRPC's own reconnect backoff grows to two minutes by default; a peer
+		// that is back must not wait that long for writes.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: p.opts.ForwardMaxBackoff},
+			MinConnectTimeout: p.opts.ForwardTimeout,
+		}),
+	}, p.opts.DialOptions...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to peer %s: %w", addr, err)
@@ -414,6 +426,35 @@ func (p *peers) write(ctx context.Context, addr string, frame []byte) (forwardRe
 		return forwardResponse{}, fmt.Errorf("decode peer response: %w", err)
 	}
 	return resp, nil
+}
+
+// observe notes a ring in use. When membership reports a peer ACTIVE that was not
+// before (it came back), the peer's failure backoff and its connection's
+// reconnect backoff are reset, so the next write reaches it.
+func (p *peers) observe(ring hashring.Ring) {
+	p.mtx.Lock()
+	defer p.mtx.Unlock()
+	if ring == p.lastRing {
+		return
+	}
+	p.lastRing = ring
+	prev := p.active
+	p.active = map[string]bool{}
+	for _, ep := range ring.Endpoints() {
+		if ep.State != hashring.StateActive {
+			continue
+		}
+		p.active[ep.Address] = true
+		if prev == nil || prev[ep.Address] {
+			continue
+		}
+		if pr, ok := p.m[ep.Address]; ok {
+			pr.mtx.Lock()
+			pr.failures, pr.downUntil = 0, time.Time{}
+			pr.mtx.Unlock()
+			pr.conn.ResetConnectBackoff()
+		}
+	}
 }
 
 func (p *peers) close() error {
