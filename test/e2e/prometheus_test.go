@@ -62,7 +62,7 @@ remote_write:
 	require.Eventually(t, func() bool { return metric("prometheus_remote_storage_samples_total") >= 5000 },
 		2*time.Minute, 200*time.Millisecond, "Prometheus sends samples")
 
-	// Stop scraping (this writes stale markers for every series) and let the queue drain.
+	// Stop scraping and let the queue drain.
 	writeConfig(false)
 	resp, err := http.Post(promURL+"/-/reload", "", nil)
 	require.NoError(t, err)
@@ -116,7 +116,7 @@ remote_write:
 // promRawSamples returns every raw sample of the last hour from Prometheus' API.
 func promRawSamples(t *testing.T, promURL string) map[string][]sample {
 	t.Helper()
-	q := url.Values{"query": {`{__name__=~".+"}[1h]`}, "time": {strconv.FormatInt(time.Now().Unix(), 10)}}
+	q := url.Values{"query": {`{__name__=~".+"}[1h]`}, "time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}}
 	resp, err := http.Get(promURL + "/api/v1/query?" + q.Encode())
 	require.NoError(t, err)
 	defer func() { require.NoError(t, resp.Body.Close()) }()
