@@ -233,3 +233,19 @@ func TestClusterRW2WrittenHeaders(t *testing.T) {
 		require.Len(t, n.seriesSet(t), 20)
 	}
 }
+
+// A router-only receiver stores nothing and forwards every series to its owners.
+func TestClusterRouterOnly(t *testing.T) {
+	nodes := startCluster(t, 3, "", "", "")
+	router := NewHandler(Options{Route: &RouteOptions{
+		Ringer:         nodes[0].handler.router.opts.Ringer,
+		ForwardTimeout: 10 * time.Second,
+	}}, nil, nil, nil)
+	defer func() { require.NoError(t, router.Close()) }()
+
+	w := postTo(t, router, clusterSeries(100, time.Now().UnixMilli(), 1))
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	for _, n := range nodes {
+		require.Len(t, n.seriesSet(t), 100, n.name)
+	}
+}
