@@ -144,19 +144,22 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 	if err != nil {
 		return out, nil, nil, fmt.Errorf("open chunk querier: %w", err)
 	}
-	closeFn = func() {
+	// The error returns below set the named closeFn to nil, so the cleanup must
+	// not go through it.
+	closeQuerier := func() {
 		if err := q.Close(); err != nil {
 			s.logger.Warn("close chunk querier", "err", err)
 		}
 	}
 	defer func() {
 		if err != nil {
-			closeFn()
-			closeFn = nil
+			closeQuerier()
 		}
 	}()
 
-	hints := &storage.SelectHints{Start: r.GetMinTime(), End: r.GetMaxTime()}
+	// Whole chunks, untrimmed: the contract lets chunks overlap the range, and
+	// re-encoding a trimmed head chunk would lose its first sample's counter-reset hint.
+	hints := &storage.SelectHints{Start: r.GetMinTime(), End: r.GetMaxTime(), DisableTrimming: true}
 	if r.GetSkipChunks() {
 		hints.Func = "series"
 	}
@@ -196,7 +199,7 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 	if err := set.Err(); err != nil {
 		return out, nil, nil, fmt.Errorf("select series: %w", err)
 	}
-	return out, annotationStrings(set.Warnings()), closeFn, nil
+	return out, annotationStrings(set.Warnings()), closeQuerier, nil
 }
 
 // chunkToProto returns c as a raw wire chunk. Encodings that Thanos cannot
