@@ -1,0 +1,202 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/stats"
+)
+
+func (a *API) query(r *http.Request) (res apiResult) {
+	limit, err := apiParseLimit(r.FormValue("limit"))
+	if err != nil {
+		return apiInvalidParam(err, "limit")
+	}
+	ts, err := apiParseTimeParam(r, "time", a.now())
+	if err != nil {
+		return apiInvalidParam(err, "time")
+	}
+	ctx := r.Context()
+	if to := r.FormValue("timeout"); to != "" {
+		timeout, err := apiParseDuration(to)
+		if err != nil {
+			return apiInvalidParam(err, "timeout")
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, a.now().Add(timeout))
+		defer cancel()
+	}
+	ctx, err = a.requestContext(ctx, r, 0)
+	if err != nil {
+		return apiBadData(err)
+	}
+	opts, err := apiQueryOpts(r)
+	if err != nil {
+		return apiBadData(err)
+	}
+	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, r.FormValue("query"), ts)
+	if err != nil {
+		return apiInvalidParam(err, "query")
+	}
+	return a.exec(ctx, r, qry, limit)
+}
+
+func (a *API) queryRange(r *http.Request) (res apiResult) {
+	limit, err := apiParseLimit(r.FormValue("limit"))
+	if err != nil {
+		return apiInvalidParam(err, "limit")
+	}
+	start, err := apiParseTime(r.FormValue("start"))
+	if err != nil {
+		return apiInvalidParam(err, "start")
+	}
+	end, err := apiParseTime(r.FormValue("end"))
+	if err != nil {
+		return apiInvalidParam(err, "end")
+	}
+	if end.Before(start) {
+		return apiInvalidParam(errors.New("end timestamp must not be before start time"), "end")
+	}
+	step, err := apiParseDuration(r.FormValue("step"))
+	if err != nil {
+		return apiInvalidParam(err, "step")
+	}
+	if step <= 0 {
+		return apiInvalidParam(errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"), "step")
+	}
+	// Bounds the points per series: 60s steps for a week or 1h steps for a year.
+	if end.Sub(start)/step > apiMaxPointsPerSeries {
+		return apiBadData(errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"))
+	}
+	ctx := r.Context()
+	if to := r.FormValue("timeout"); to != "" {
+		timeout, err := apiParseDuration(to)
+		if err != nil {
+			return apiInvalidParam(err, "timeout")
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	ctx, err = a.requestContext(ctx, r, step)
+	if err != nil {
+		return apiBadData(err)
+	}
+	opts, err := apiQueryOpts(r)
+	if err != nil {
+		return apiBadData(err)
+	}
+	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, r.FormValue("query"), start, end, step)
+	if err != nil {
+		return apiInvalidParam(err, "query")
+	}
+	return a.exec(ctx, r, qry, limit)
+}
+
+// exec runs qry and hands its closing to the response writer, which must encode the result
+// before the query's memory is released.
+func (a *API) exec(ctx context.Context, r *http.Request, qry promql.Query, limit int) (res apiResult) {
+	defer func() {
+		// Close here unless the finalizer will, which also covers a panic in Exec.
+		if res.finalizer == nil {
+			qry.Close()
+		}
+	}()
+	out := qry.Exec(ctx)
+	if out.Err != nil {
+		return apiResult{err: apiErrorFrom(out.Err), warnings: out.Warnings, finalizer: qry.Close}
+	}
+	warnings := out.Warnings
+	value := out.Value
+	if limit > 0 {
+		truncated := false
+		switch v := value.(type) {
+		case promql.Vector:
+			if len(v) > limit {
+				value, truncated = v[:limit], true
+			}
+		case promql.Matrix:
+			if len(v) > limit {
+				value, truncated = v[:limit], true
+			}
+		}
+		if truncated {
+			warnings.Add(errors.New(apiTruncatedWarning))
+		}
+	}
+	var qs stats.QueryStats
+	if r.FormValue("stats") != "" {
+		qs = stats.NewQueryStats(qry.Stats())
+	}
+	return apiResult{
+		data:      apiQueryData{resultType: value.Type(), result: value, stats: qs},
+		warnings:  warnings,
+		finalizer: qry.Close,
+	}
+}
+
+// apiQueryOpts reads the per-query engine options: lookback_delta, and stats=all for per-step
+// statistics.
+func apiQueryOpts(r *http.Request) (promql.QueryOpts, error) {
+	var lookback time.Duration
+	if s := r.FormValue("lookback_delta"); s != "" {
+		d, err := apiParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("error parsing lookback delta duration: %w", err)
+		}
+		lookback = d
+	}
+	return promql.NewPrometheusQueryOpts(r.FormValue("stats") == "all", lookback), nil
+}
+
+func (a *API) queryExemplars(r *http.Request) apiResult {
+	start, err := apiParseTimeParam(r, "start", apiMinTime())
+	if err != nil {
+		return apiInvalidParam(err, "start")
+	}
+	end, err := apiParseTimeParam(r, "end", apiMaxTime())
+	if err != nil {
+		return apiInvalidParam(err, "end")
+	}
+	if end.Before(start) {
+		return apiBadData(errors.New("end timestamp must not be before start timestamp"))
+	}
+	expr, err := a.parser.ParseExpr(r.FormValue("query"))
+	if err != nil {
+		return apiBadData(err)
+	}
+	selectors := parser.ExtractSelectors(expr)
+	if len(selectors) == 0 {
+		return apiResult{} // 204, as Prometheus answers a query without selectors.
+	}
+	ctx, err := a.requestContext(r.Context(), r, 0)
+	if err != nil {
+		return apiBadData(err)
+	}
+	if a.opts.ExemplarQueryable == nil {
+		return apiResult{data: apiExemplarData{}}
+	}
+	eq, err := a.opts.ExemplarQueryable.ExemplarQuerier(ctx)
+	if err != nil {
+		return apiResult{err: apiErrorFrom(err)}
+	}
+	out, err := eq.Select(timestamp.FromTime(start), timestamp.FromTime(end), selectors...)
+	if err != nil {
+		return apiResult{err: apiErrorFrom(err)}
+	}
+	return apiResult{data: apiExemplarData(out)}
+}
+
+func (a *API) formatQuery(r *http.Request) apiResult {
+	expr, err := a.parser.ParseExpr(r.FormValue("query"))
+	if err != nil {
+		return apiInvalidParam(err, "query")
+	}
+	return apiResult{data: expr.Pretty(0)}
+}
