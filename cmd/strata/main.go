@@ -32,7 +32,7 @@ func runMain(args []string) int {
 		Default("logfmt").Enum("logfmt", "json")
 
 	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
-	for _, c := range []command{receiveCommand, upCommand} {
+	for _, c := range []command{receiveCommand, queryCommand, upCommand} {
 		name, run := c(app)
 		runs[name] = run
 	}

@@ -32,11 +32,11 @@ type upConfig struct {
 }
 
 func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) over a filesystem bucket, scraping and storing their own metrics.")
+	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) over a filesystem bucket and a querier, storing their own metrics.")
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
-	cmd.Flag("http-address", "Address to listen on for /metrics, /-/healthy, /-/ready and /api/v1/ring.").Default(upDefaultHTTPAddress).StringVar(&c.httpAddress)
+	cmd.Flag("http-address", "Address to listen on for the Prometheus HTTP API (Grafana, PromQL), /metrics, /-/healthy, /-/ready and /api/v1/ring.").Default(upDefaultHTTPAddress).StringVar(&c.httpAddress)
 	cmd.Flag("self-scrape-interval", "How often strata stores its own metrics.").Default("15s").DurationVar(&c.selfScrapeEvery)
 	cmd.Flag("self-scrape.disable", "Do not store strata's own metrics.").BoolVar(&c.disableSelfScape)
 	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
@@ -47,8 +47,12 @@ func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus
 func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	bucket := fmt.Sprintf("{type: FILESYSTEM, config: {directory: %q}}", filepath.Join(c.dataDir, "bucket"))
 	var receivers []*receiver
+	var query *queryComponent
 	closeAll := func() error {
 		var errs []error
+		if query != nil {
+			errs = append(errs, query.close())
+		}
 		for _, r := range receivers {
 			errs = append(errs, r.close())
 		}
@@ -90,8 +94,25 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		}
 		return true
 	}
+	qc := &queryConfig{}
+	qapp := kingpin.New("strata", "")
+	qc.register(qapp.Command("query", ""))
+	qargs := []string{"query"}
+	for _, r := range receivers {
+		qargs = append(qargs, "--endpoint="+r.grpcLis.Addr().String())
+	}
+	if _, err := qapp.Parse(qargs); err != nil {
+		return errors.Join(fmt.Errorf("querier flags: %w", err), closeAll())
+	}
+	var err error
+	query, err = newQueryComponent(qc, prometheus.WrapRegistererWith(prometheus.Labels{"component": "query"}, reg), logger.With("component", "query"))
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
+
 	ops := opsMux(reg, ready)
 	ops.Handle("/api/v1/ring", receivers[0].cl.statusHandler())
+	query.api.Register(ops)
 	opsSrv, opsLis, err := listen(c.httpAddress, ops)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen for http: %w", err), closeAll())
@@ -101,6 +122,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	for _, r := range receivers {
 		r.addTo(&g)
 	}
+	query.addTo(&g)
 	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
 	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
 	if !c.disableSelfScape {
@@ -122,9 +144,10 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		}
 	}))
 
-	logger.Info("strata is up", "remote_write_url", rwURL, "http", "http://"+hostPort(opsLis.Addr().String()), "data", c.dataDir)
-	fmt.Printf("\nstrata is up.\n  Prometheus remote_write: url: %s\n  Metrics and ring:        http://%s/metrics, /api/v1/ring\n  Data:                    %s\n\n",
-		rwURL, hostPort(opsLis.Addr().String()), c.dataDir)
+	httpURL := "http://" + hostPort(opsLis.Addr().String())
+	logger.Info("strata is up", "remote_write_url", rwURL, "query_url", httpURL, "data", c.dataDir)
+	fmt.Printf("\nstrata is up.\n  Prometheus remote_write: url: %s\n  Query (Grafana, PromQL): %s  e.g. %s/api/v1/query?query=up\n  Data:                    %s\n\n",
+		rwURL, httpURL, httpURL, c.dataDir)
 
 	runErr := g.Run()
 	if err := closeAll(); err != nil {

@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +38,16 @@ func TestUpStoresItsOwnMetrics(t *testing.T) {
 		return err == nil && v > 0
 	}, time.Minute, 200*time.Millisecond, "strata stores its own metrics")
 	require.True(t, strings.Contains(up.out.String(), "remote_write: url: http://"+rwAddr+"/api/v1/receive"), "it prints the remote-write URL")
+	require.True(t, strings.Contains(up.out.String(), "Query (Grafana, PromQL): http://"+httpAddr), "it prints the query URL")
+
+	// The query API answers with strata's own metrics, each series once although
+	// two receivers hold it; without dedup both copies show.
+	var deduped int
+	require.Eventually(t, func() bool {
+		deduped = instantSeries(t, "http://"+httpAddr, "strata_receive_requests_total", true)
+		return deduped > 0
+	}, time.Minute, 200*time.Millisecond, "the query API returns strata's own metrics")
+	require.Equal(t, 2*deduped, instantSeries(t, "http://"+httpAddr, "strata_receive_requests_total", false))
 	require.NoError(t, up.stop(t, syscall.SIGTERM, time.Minute))
 
 	first := selfMetricCopies(t, dataDir)
@@ -64,4 +78,22 @@ func selfMetricCopies(t *testing.T, dataDir string) map[string]int {
 		}
 	}
 	return copies
+}
+
+// instantSeries returns how many series an instant query of expr returns.
+func instantSeries(t *testing.T, baseURL, expr string, dedup bool) int {
+	t.Helper()
+	q := url.Values{"query": {expr}, "dedup": {strconv.FormatBool(dedup)}}
+	resp, err := http.Get(baseURL + "/api/v1/query?" + q.Encode())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, resp.Body.Close()) }()
+	var body struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Equal(t, "success", body.Status)
+	return len(body.Data.Result)
 }
