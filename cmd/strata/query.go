@@ -123,4 +123,3 @@ func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) err
 	}
 	return runErr
 }
-
