@@ -27,6 +27,7 @@ type selfScraper struct {
 	job      string
 	instance string
 	interval time.Duration
+	ready    func() bool // scrapes are skipped until it reports true
 	client   *http.Client
 	logger   *slog.Logger
 }
@@ -35,8 +36,10 @@ func (s *selfScraper) run(ctx context.Context) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		if err := s.scrapeOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			s.logger.Debug("self-scrape", "err", err)
+		if s.ready == nil || s.ready() {
+			if err := s.scrapeOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.logger.Debug("self-scrape", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,8 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratametrics/strata/hashring"
 )
 
 // The embedded ring: three receivers, every series on two of them.
@@ -86,13 +88,21 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		receivers = append(receivers, r)
 	}
 
+	// Ready once every receiver replayed its WAL and the ring holds all of them:
+	// writes before that would land on owners that change a moment later.
 	ready := func() bool {
 		for _, r := range receivers {
 			if !r.mgr.Ready() {
 				return false
 			}
 		}
-		return true
+		active := 0
+		for _, m := range receivers[0].cl.gossip.Members() {
+			if m.State == hashring.StateActive {
+				active++
+			}
+		}
+		return active == upReceivers
 	}
 	qc := &queryConfig{}
 	qapp := kingpin.New("strata", "")
@@ -133,6 +143,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 			job:      upSelfScrapeJob,
 			instance: opsLis.Addr().String(),
 			interval: c.selfScrapeEvery,
+			ready:    ready,
 			client:   &http.Client{Timeout: 10 * time.Second},
 			logger:   logger,
 		}
