@@ -29,14 +29,6 @@ import (
 const reasonStartTimestamps = "the Store API's chunks carry no start timestamps: the TSDB store re-encodes XOR2 chunks as XOR, " +
 	"so functions that use start timestamps cannot see them through any store"
 
-// reasonFirstHint explains the evals that differ only in the counter-reset hint
-// of the first sample of a range.
-const reasonFirstHint = "the first native histogram sample of a range comes back with counter_reset_hint unknown instead of " +
-	"not_reset (values are identical), for two reasons outside the querier: storeapi.TSDBStore lets the TSDB trim head chunks " +
-	"to the requested range, which re-encodes them and drops the hint (SelectHints.DisableTrimming would keep whole chunks, " +
-	"which the Store API contract allows and the querier trims), and querier/dedup resets the hint of the first sample after " +
-	"a Seek, as Prometheus' own chainSampleIterator does"
-
 // promqlSkip is one built-in eval that cannot pass through the Store API.
 type promqlSkip struct {
 	line   int    // 1-based line of the eval command; 0 skips the whole file
@@ -48,17 +40,6 @@ type promqlSkip struct {
 func promqlSkips() map[string][]promqlSkip {
 	return map[string][]promqlSkip{
 		"testdata/start_timestamps.test": {{reason: reasonStartTimestamps}},
-		"testdata/native_histograms.test": {
-			{1747, "eval instant at 5m sum(metric)", reasonFirstHint},
-			{1752, "eval instant at 5m avg(metric)", reasonFirstHint},
-			{1821, "eval instant at 3m sum_over_time(mixed[3m])", reasonFirstHint},
-			{1826, "eval instant at 3m avg_over_time(mixed[3m])", reasonFirstHint},
-			{1880, "eval instant at 11m histogram_count(sum_over_time(mixed[2m]))", reasonFirstHint},
-			{1885, "eval instant at 11m histogram_count(avg_over_time(mixed[2m]))", reasonFirstHint},
-		},
-		"testdata/range_queries.test": {
-			{93, "eval instant at 2m some_metric[2m]", reasonFirstHint},
-		},
 	}
 }
 

@@ -100,5 +100,7 @@
 // A histogram sample that does not directly follow the previous output sample
 // in its replica has its counter-reset hint set to unknown (gauge histograms
 // keep theirs), because the hint described the replica's own previous sample.
+// The first sample after the start or a Seek has no output predecessor and keeps
+// its replica's hint, as it would from a plain TSDB iterator.
 // An error of any replica's iterator ends the merged iterator with that error.
 package dedup

@@ -129,10 +129,14 @@ type merged struct {
 	hasCur      bool // there is a current sample; lastT is its timestamp
 	lastT       int64
 	consecutive bool // the current sample directly follows the previous one in its source
+	// fresh is set at the start and after a Seek that moved: the next output
+	// sample has no output predecessor, so, as from a plain TSDB iterator, its
+	// histogram counter-reset hint is its source's.
+	fresh bool
 }
 
 func (m *merged) resetState() {
-	m.cur, m.started, m.done, m.err, m.hasCur, m.lastT, m.consecutive = -1, false, false, nil, false, 0, false
+	m.cur, m.started, m.done, m.err, m.hasCur, m.lastT, m.consecutive, m.fresh = -1, false, false, nil, false, 0, false, true
 }
 
 // failed stops the iterator if any cursor ended with an error.
@@ -170,8 +174,8 @@ func (m *merged) emit(i int) chunkenc.ValueType {
 		return chunkenc.ValNone
 	}
 	c := &m.curs[i]
-	m.consecutive = i == m.cur && c.consecutive
-	m.cur, m.hasCur, m.lastT = i, true, c.t
+	m.consecutive = m.fresh || (i == m.cur && c.consecutive)
+	m.cur, m.hasCur, m.lastT, m.fresh = i, true, c.t, false
 	c.emitted = true
 	return c.vt
 }
@@ -273,7 +277,7 @@ func (it *chainIterator) Seek(t millis) chunkenc.ValueType {
 	if it.hasCur && it.lastT >= t {
 		return it.curs[it.cur].vt
 	}
-	it.started = true
+	it.started, it.fresh = true, true
 	for i := range it.curs {
 		it.curs[i].seek(t)
 	}
@@ -364,7 +368,7 @@ func (it *penaltyIterator) Seek(t millis) chunkenc.ValueType {
 	if it.hasCur && it.lastT >= t {
 		return it.curs[it.cur].vt
 	}
-	it.started = true
+	it.started, it.fresh = true, true
 	for i := range it.curs {
 		it.curs[i].seek(t)
 	}

@@ -321,28 +321,28 @@ func TestHistograms(t *testing.T) {
 			a:       cat(every(0, 45, 15), every(150, 195, 15)),
 			b:       every(5, 200, 15),
 			want:    cat(every(0, 45, 15), every(65, 125, 15), every(150, 195, 15)),
-			unknown: []int64{0, 65, 150},
+			unknown: []int64{65, 150},
 		},
 		{
 			name: "penalty float histograms", label: "prometheus_replica", float: true,
 			a:       cat(every(0, 45, 15), every(150, 195, 15)),
 			b:       every(5, 200, 15),
 			want:    cat(every(0, 45, 15), every(65, 125, 15), every(150, 195, 15)),
-			unknown: []int64{0, 65, 150},
+			unknown: []int64{65, 150},
 		},
 		{
 			name: "identical int histograms", label: "receive_replica",
 			a:       []int64{0, 15, 45, 60},
 			b:       []int64{0, 15, 30, 45, 60},
 			want:    []int64{0, 15, 30, 45, 60},
-			unknown: []int64{0, 30, 45},
+			unknown: []int64{30, 45},
 		},
 		{
 			name: "identical float histograms", label: "receive_replica", float: true,
 			a:       []int64{0, 15, 45, 60},
 			b:       []int64{0, 15, 30, 45, 60},
 			want:    []int64{0, 15, 30, 45, 60},
-			unknown: []int64{0, 30, 45},
+			unknown: []int64{30, 45},
 		},
 		{
 			name: "gauge histograms keep their hint", label: "prometheus_replica", gauge: true,
@@ -404,11 +404,19 @@ func TestHistograms(t *testing.T) {
 }
 
 func TestHistogramReusesBuffer(t *testing.T) {
-	a := []chunks.Sample{sample{t: 0, h: testHistogram(0, histogram.NotCounterReset)}}
-	it := dedupOne(t, "receive_replica", a, a).Iterator(nil)
+	// The first sample keeps its source's hint, as from a plain TSDB iterator;
+	// the sample taken from the other replica gets an unknown hint, copied into
+	// the caller's buffer.
+	a := []chunks.Sample{sample{t: 0, h: testHistogram(0, histogram.NotCounterReset)}, sample{t: 30000, h: testHistogram(0, histogram.NotCounterReset)}}
+	b := []chunks.Sample{sample{t: 0, h: testHistogram(0, histogram.NotCounterReset)}, sample{t: 15000, h: testHistogram(0, histogram.NotCounterReset)}, sample{t: 30000, h: testHistogram(0, histogram.NotCounterReset)}}
+	it := dedupOne(t, "receive_replica", a, b).Iterator(nil)
+	require.Equal(t, chunkenc.ValHistogram, it.Next())
+	_, h := it.AtHistogram(nil)
+	require.Equal(t, histogram.NotCounterReset, h.CounterResetHint, "the first sample keeps its hint")
 	require.Equal(t, chunkenc.ValHistogram, it.Next())
 	buf := &histogram.Histogram{}
-	_, h := it.AtHistogram(buf)
+	ts, h := it.AtHistogram(buf)
+	require.Equal(t, int64(15000), ts)
 	require.Same(t, buf, h, "a hint fix copies into the caller's buffer")
 	require.Equal(t, histogram.UnknownCounterReset, h.CounterResetHint)
 	require.Equal(t, uint64(10), h.Count)
