@@ -102,7 +102,7 @@ func Download(ctx context.Context, logger *slog.Logger, bkt objstore.BucketReade
 		}
 	}
 
-	if err := writeFileAtomic(logger, filepath.Join(dir, MetaFilename), rawMeta); err != nil {
+	if err := WriteFileAtomic(logger, filepath.Join(dir, MetaFilename), rawMeta); err != nil {
 		return fmt.Errorf("download block %s: %w", id, err)
 	}
 	logger.Debug("downloaded block", "block", id, "files", len(names)+1, "duration", time.Since(start))

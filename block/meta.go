@@ -224,12 +224,16 @@ func (m *Meta) WriteToDir(logger *slog.Logger, dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(logger, filepath.Join(dir, MetaFilename), b)
+	return WriteFileAtomic(logger, filepath.Join(dir, MetaFilename), b)
 }
 
-// writeFileAtomic replaces the file at p with data: temporary file, fsync, rename,
-// fsync of the parent directory.
-func writeFileAtomic(logger *slog.Logger, p string, data []byte) (err error) {
+// WriteFileAtomic replaces the file at p with data so that a crash leaves either
+// the old or the new content: temporary file, fsync, rename, fsync of the parent
+// directory. A nil logger is allowed.
+func WriteFileAtomic(logger *slog.Logger, p string, data []byte) (err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	tmp := p + ".tmp"
 	defer func() {
 		if err == nil {

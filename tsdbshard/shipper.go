@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/fileutil"
 
 	"github.com/stratametrics/strata/block"
 	"github.com/stratametrics/strata/objstore"
@@ -350,7 +349,7 @@ func (s *Shipper) writeState() error {
 	if err != nil {
 		return fmt.Errorf("encode shipper state: %w", err)
 	}
-	if err := writeShipperStateFile(filepath.Join(s.dir, ShipperStateFilename), b); err != nil {
+	if err := block.WriteFileAtomic(s.logger, filepath.Join(s.dir, ShipperStateFilename), b); err != nil {
 		return fmt.Errorf("write shipper state: %w", err)
 	}
 	return nil
@@ -374,33 +373,4 @@ func readShipperState(p string) ([]ulid.ULID, error) {
 		return nil, fmt.Errorf("decode shipper state %s: unexpected version %d", p, st.Version)
 	}
 	return st.Shipped, nil
-}
-
-// writeShipperStateFile replaces the file at p with data so that a crash leaves the
-// old or the new content: temporary file, fsync, rename, fsync of the directory.
-func writeShipperStateFile(p string, data []byte) (err error) {
-	tmp := p + ".tmp"
-	defer func() {
-		if err != nil {
-			// Best effort: a leftover temporary file is replaced by the next write.
-			_ = os.Remove(tmp)
-		}
-	}()
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return errors.Join(fmt.Errorf("write %s: %w", tmp, err), f.Close())
-	}
-	if err := f.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("sync %s: %w", tmp, err), f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := fileutil.Rename(tmp, p); err != nil {
-		return fmt.Errorf("rename %s into place: %w", p, err)
-	}
-	return nil
 }
