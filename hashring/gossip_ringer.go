@@ -2,6 +2,7 @@ package hashring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -89,7 +90,12 @@ func (r *GossipRinger) rebuild(members []Endpoint) {
 	ring, err := New(r.alg, members, r.rf)
 	if err != nil {
 		err = fmt.Errorf("gossip hashring: %w", err)
-		r.logger.Warn("no usable hashring for the gossip members", "members", len(members), "replication_factor", r.rf, "err", err)
+		if errors.Is(err, ErrNotEnoughEndpoints) {
+			// Expected while a cluster forms; writes get 503 until enough members join.
+			r.logger.Info("waiting for more gossip members to build the hashring", "members", len(members), "replication_factor", r.rf)
+		} else {
+			r.logger.Warn("no usable hashring for the gossip members", "members", len(members), "replication_factor", r.rf, "err", err)
+		}
 		r.current.Store(&gossipRing{members: members, err: err})
 		return
 	}
