@@ -357,8 +357,9 @@ type peers struct {
 }
 
 type peer struct {
-	conn *grpc.ClientConn
-	sem  chan struct{}
+	conn     *grpc.ClientConn
+	sem      chan struct{}
+	lastUsed time.Time // guarded by peers.mtx
 
 	mtx       sync.Mutex
 	failures  int
@@ -369,6 +370,7 @@ func (p *peers) get(addr string) (*peer, error) {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
 	if pr, ok := p.m[addr]; ok {
+		pr.lastUsed = time.Now()
 		return pr, nil
 	}
 	opts := append([]grpc.DialOption{
@@ -384,7 +386,7 @@ func (p *peers) get(addr string) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to peer %s: %w", addr, err)
 	}
-	pr := &peer{conn: conn, sem: make(chan struct{}, p.opts.ForwardConcurrency)}
+	pr := &peer{conn: conn, sem: make(chan struct{}, p.opts.ForwardConcurrency), lastUsed: time.Now()}
 	p.m[addr] = pr
 	return pr, nil
 }
@@ -428,9 +430,15 @@ func (p *peers) write(ctx context.Context, addr string, frame []byte) (forwardRe
 	return resp, nil
 }
 
+// idlePeerTimeout is how long a connection to a peer that is in no ring any more
+// is kept before it is closed.
+const idlePeerTimeout = time.Minute
+
 // observe notes a ring in use. When membership reports a peer ACTIVE that was not
 // before (it came back), the peer's failure backoff and its connection's
-// reconnect backoff are reset, so the next write reaches it.
+// reconnect backoff are reset, so the next write reaches it. Connections to
+// peers outside the new ring that have not been used for idlePeerTimeout are
+// closed; a peer in another tenant's ring is used and so stays.
 func (p *peers) observe(ring hashring.Ring) {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
@@ -438,6 +446,16 @@ func (p *peers) observe(ring hashring.Ring) {
 		return
 	}
 	p.lastRing = ring
+	inRing := make(map[string]bool, len(ring.Endpoints()))
+	for _, ep := range ring.Endpoints() {
+		inRing[ep.Address] = true
+	}
+	for addr, pr := range p.m {
+		if !inRing[addr] && time.Since(pr.lastUsed) > idlePeerTimeout {
+			_ = pr.conn.Close() // nothing was sent on it for a while; nothing to lose
+			delete(p.m, addr)
+		}
+	}
 	prev := p.active
 	p.active = map[string]bool{}
 	for _, ep := range ring.Endpoints() {
