@@ -71,7 +71,7 @@ func TestBadRequests(t *testing.T) {
 		{name: "empty label set", body: v1(floatSeries()), wantCode: http.StatusBadRequest, wantMsg: "empty label set"},
 		{name: "invalid utf-8", body: v1(floatSeries("__name__", "x", "job", "a\xff")), wantCode: http.StatusBadRequest, wantMsg: `value of label "job" is not valid UTF-8`},
 		{name: "invalid histogram", body: v1(prompb.TimeSeries{Labels: lbls("__name__", "h"), Histograms: []prompb.Histogram{badHistogram}}), wantCode: http.StatusBadRequest, wantMsg: "observations found in buckets"},
-		{name: "too far in the future", body: v1(prompb.TimeSeries{Labels: lbls("__name__", "x"), Samples: []prompb.Sample{{Value: 1, Timestamp: now + time.Hour.Milliseconds()}}}), wantCode: http.StatusBadRequest, wantMsg: "too far in the future"},
+		{name: "too far in the future", opts: Options{MaxFutureSkew: 10 * time.Minute}, body: v1(prompb.TimeSeries{Labels: lbls("__name__", "x"), Samples: []prompb.Sample{{Value: 1, Timestamp: now + time.Hour.Milliseconds()}}}), wantCode: http.StatusBadRequest, wantMsg: "too far in the future"},
 		{name: "too large by content length", opts: smallLimits, body: randomBytes(t, 2048), wantCode: http.StatusRequestEntityTooLarge, wantMsg: "exceeds the limit of 1024 bytes"},
 		{name: "too large chunked", opts: smallLimits, body: randomBytes(t, 2048), chunked: true, wantCode: http.StatusRequestEntityTooLarge, wantMsg: "exceeds the limit of 1024 bytes"},
 		{name: "too large decompressed", opts: smallLimits, body: snappy.Encode(nil, make([]byte, 8192)), wantCode: http.StatusRequestEntityTooLarge, wantMsg: "decompressed request of 8192 bytes exceeds the limit of 4096 bytes"},

@@ -24,9 +24,6 @@ const (
 	DefaultMaxCompressedBytes = 32 << 20
 	// DefaultMaxDecompressedBytes is the largest accepted decompressed request (128 MiB).
 	DefaultMaxDecompressedBytes = 128 << 20
-	// DefaultMaxFutureSkew is how far ahead of the receiver's clock a sample may be,
-	// the same bound Prometheus' own receiver applies.
-	DefaultMaxFutureSkew = 10 * time.Minute
 )
 
 // Options configure a Handler. The zero value is valid and means all defaults.
@@ -46,7 +43,8 @@ type Options struct {
 	// MaxFutureSkew rejects samples whose timestamp is more than this far ahead of
 	// the receiver's clock, as out of bounds: one such sample would move the head's
 	// time range and turn every later in-time sample into an out-of-bounds one.
-	// Zero means DefaultMaxFutureSkew; a negative value disables the check.
+	// Zero or negative disables the check, as in Prometheus: backfills and
+	// load generators run ahead of the clock.
 	MaxFutureSkew time.Duration
 	// DisableExemplars drops exemplars instead of passing them to storage. Set it
 	// when the storage keeps no exemplars (for example --tsdb.max-exemplars=0):
@@ -112,9 +110,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDecompressedBytes == 0 {
 		o.MaxDecompressedBytes = DefaultMaxDecompressedBytes
-	}
-	if o.MaxFutureSkew == 0 {
-		o.MaxFutureSkew = DefaultMaxFutureSkew
 	}
 	return o
 }

@@ -158,7 +158,7 @@ func BenchmarkWritePath(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			store := newTestStorage(b, nil)
 			store.hideGetRef = bc.hideGetRef
-			h := NewHandler(Options{MaxFutureSkew: -1}, store, prometheus.NewRegistry(), nil)
+			h := NewHandler(Options{}, store, prometheus.NewRegistry(), nil)
 			gen := bc.newReq()
 			w := &discardWriter{hdr: http.Header{}}
 			r, err := http.NewRequest(http.MethodPost, Path, nil)

@@ -121,8 +121,8 @@ func registerReceive(app *kingpin.Application) (*kingpin.CmdClause, *receiveConf
 		Default("3h").SetValue(&c.idleTimeout)
 	cmd.Flag("tsdb.out-of-order.time-window", "Accept samples up to this much older than a series' newest sample. 0 disables out-of-order ingestion.").
 		Default("0s").SetValue(&c.oooWindow)
-	cmd.Flag("tsdb.too-far-in-future.time-window", "Reject samples more than this far ahead of the receiver's clock. 0 disables the check.").
-		Default("10m").SetValue(&c.futureWindow)
+	cmd.Flag("tsdb.too-far-in-future.time-window", "Reject samples more than this far ahead of the receiver's clock. 0 (the default, as in Prometheus) disables the check.").
+		Default("0s").SetValue(&c.futureWindow)
 	cmd.Flag("tsdb.max-exemplars", "Exemplars kept in memory per tenant. 0 stores no exemplars.").
 		Default("0").Int64Var(&c.maxExemplars)
 	cmd.Flag("tsdb.wal-compression", "Compress the WAL with snappy.").Default("true").BoolVar(&c.walCompression)
@@ -214,9 +214,6 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 		MaxDecompressedBytes: c.maxDecompressed,
 		MaxFutureSkew:        time.Duration(c.futureWindow),
 		DisableExemplars:     c.maxExemplars == 0,
-	}
-	if c.futureWindow == 0 {
-		rwOpts.MaxFutureSkew = -1 // 0 disables the check, as in Thanos
 	}
 
 	if r.grpcLis, err = net.Listen("tcp", c.grpcAddress); err != nil {
