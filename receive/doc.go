@@ -83,4 +83,10 @@
 // that storage does not know yet, exemplar labels and metadata. When the appender
 // implements storage.GetRef, known series are found by hash, so a request of known
 // series does not allocate per sample.
+//
+// When the appender also implements SeriesCacheHolder (tsdbshard's do), the
+// handler keeps a cache of series references in the storage: a series sent
+// before is found by a hash of its labels as sent and compared label by label
+// with the stored series, which skips validation, building labels and the
+// storage's own lookup. The cache lives and dies with the storage instance.
 package receive

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,21 @@ type testStorage struct {
 	// hideGetRef hides the appender's storage.GetRef, as a wrapper that does not
 	// forward it would.
 	hideGetRef bool
+	// noSeriesCache gives the handler no slot for its series cache.
+	noSeriesCache bool
+	slots         map[string]*atomic.Value
+}
+
+// cachingAppender is a TSDB appender with a series cache slot, as tsdbshard's.
+type cachingAppender struct {
+	storage.AppenderV2
+	slot *atomic.Value
+}
+
+func (a cachingAppender) SeriesCacheSlot() *atomic.Value { return a.slot }
+
+func (a cachingAppender) GetRef(lset labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
+	return a.AppenderV2.(storage.GetRef).GetRef(lset, hash)
 }
 
 func newTestStorage(tb testing.TB, mod func(*tsdb.Options)) *testStorage {
@@ -77,8 +93,11 @@ func (s *testStorage) TenantAppender(ctx context.Context, tenant string) (storag
 		return nil, err
 	}
 	app := db.AppenderV2(ctx)
-	if s.hideGetRef {
+	switch {
+	case s.hideGetRef:
 		app = struct{ storage.AppenderV2 }{app}
+	case !s.noSeriesCache:
+		app = cachingAppender{AppenderV2: app, slot: s.slot(tenant)}
 	}
 	if s.wrap != nil {
 		app = s.wrap(app)
@@ -107,6 +126,25 @@ func (s *testStorage) open(tenant string) (*tsdb.DB, error) {
 	}
 	s.dbs[tenant] = db
 	return db, nil
+}
+
+// slot returns the tenant's series cache slot.
+func (s *testStorage) slot(tenant string) *atomic.Value {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	if s.slots == nil {
+		s.slots = map[string]*atomic.Value{}
+	}
+	if s.slots[tenant] == nil {
+		s.slots[tenant] = &atomic.Value{}
+	}
+	return s.slots[tenant]
+}
+
+// cache returns the handler's series cache of tenant, or nil.
+func (s *testStorage) cache(tenant string) *seriesCache {
+	c, _ := s.slot(tenant).Load().(*seriesCache)
+	return c
 }
 
 // db returns the tenant's TSDB, or nil if nothing ever opened it.

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -134,6 +135,11 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 	b.prepareMetadata()
 	b.prepareOrphans(o)
 	getRef, _ := app.(storage.GetRef)
+	var cache *seriesCache
+	if getRef != nil && len(b.orphans) == 0 {
+		// Orphan exemplars are matched by built labels, which cached series skip.
+		cache = seriesCacheOf(app, time.Now())
+	}
 
 	for i := range o.selected(len(req.series)) {
 		s := &req.series[i]
@@ -149,25 +155,39 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 			b.dropSeriesExemplars(s, o)
 			continue
 		}
-		name, err := checkSeriesLabels(sl, req.validUTF8)
-		if err != nil {
-			b.res.reject(i, sl, n, reasonInvalidLabels, err, true)
-			b.dropSeriesExemplars(s, o)
-			continue
-		}
-
-		buildLabels(&b.b, sl)
-		b.b.Overwrite(&b.ls)
-		hash := b.ls.Hash()
 		var (
-			ref storage.SeriesRef
-			ls  labels.Labels
+			ref       storage.SeriesRef
+			ls        labels.Labels
+			name      string
+			hash      uint64 // of the built labels; 0 for cached series
+			key       uint64 // of the labels as sent, in the cache
+			cacheable bool
+			cached    bool
 		)
-		if getRef != nil {
-			ref, ls = getRef.GetRef(b.ls, hash)
+		if cache != nil {
+			if key, cacheable = hashWireLabels(sl); cacheable {
+				var e cachedSeries
+				if e, cached = cache.get(key, sl); cached {
+					ref, ls, name = e.ref, e.ls, metricNameOf(sl)
+				}
+			}
 		}
-		if ref == 0 {
-			ls = ownedLabels(&b.b)
+		if !cached {
+			var err error
+			if name, err = checkSeriesLabels(sl, req.validUTF8); err != nil {
+				b.res.reject(i, sl, n, reasonInvalidLabels, err, true)
+				b.dropSeriesExemplars(s, o)
+				continue
+			}
+			buildLabels(&b.b, sl)
+			b.b.Overwrite(&b.ls)
+			hash = b.ls.Hash()
+			if getRef != nil {
+				ref, ls = getRef.GetRef(b.ls, hash)
+			}
+			if ref == 0 {
+				ls = ownedLabels(&b.b)
+			}
 		}
 
 		opts := storage.AOptions{Metadata: b.metadataFor(s, name)}
@@ -180,8 +200,12 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 				carrier = -1
 			}
 		}
-		if err := b.appendSeries(app, i, s, sl, ref, ls, opts, exs, carrier, o.maxT); err != nil {
+		newRef, err := b.appendSeries(app, i, s, sl, ref, ls, opts, exs, carrier, o.maxT)
+		if err != nil {
 			return err
+		}
+		if cacheable && newRef != 0 && (!cached || newRef != ref) {
+			cache.put(key, cachedSeries{ref: newRef, ls: ls})
 		}
 	}
 
@@ -197,7 +221,7 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 // exs ride along with sample number carrier (floats first, then histograms).
 func (b *batch) appendSeries(app storage.AppenderV2, idx int, s *wireSeries, sl []wireLabel, ref storage.SeriesRef, ls labels.Labels,
 	opts storage.AOptions, exs []exemplar.Exemplar, carrier int, maxT int64,
-) error {
+) (storage.SeriesRef, error) {
 	req := &b.req
 	rejectedBefore := false
 	reject := func(n int, why reason, err error, k int) {
@@ -249,7 +273,7 @@ func (b *batch) appendSeries(app storage.AppenderV2, idx int, s *wireSeries, sl 
 		newRef, err := app.Append(ref, ls, smp.st, smp.t, smp.v, nil, nil, o)
 		ok, err := appended(newRef, err, k)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if ok {
 			b.res.samples++
@@ -272,13 +296,13 @@ func (b *batch) appendSeries(app storage.AppenderV2, idx int, s *wireSeries, sl 
 		newRef, err := app.Append(ref, ls, hs.st, hs.t, 0, hs.h, hs.fh, o)
 		ok, err := appended(newRef, err, k)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if ok {
 			b.res.histograms++
 		}
 	}
-	return nil
+	return ref, nil
 }
 
 // carrier picks the sample of s that carries the series' exemplars: the newest

@@ -142,22 +142,27 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 // BenchmarkWritePath measures the whole write path: ServeHTTP with a snappy body
 // of 2000 series of 8 labels, one sample each, through decoding, validation,
 // append and commit into a real TSDB. Bodies are encoded outside the timer.
-// The "plain appender" variants hide storage.GetRef from the handler, as a
-// storage wrapper that does not forward it would.
+// The "no series cache" variants give the handler no slot for its series
+// cache, and the "plain appender" variants also hide storage.GetRef, as a
+// storage wrapper that forwards neither would.
 func BenchmarkWritePath(b *testing.B) {
 	for _, bc := range []struct {
 		name       string
 		newReq     func() benchRequest
 		hideGetRef bool
+		noCache    bool
 	}{
 		{name: "rw1", newReq: func() benchRequest { return newBenchV1() }},
 		{name: "rw2", newReq: func() benchRequest { return newBenchV2() }},
+		{name: "rw1_no_series_cache", newReq: func() benchRequest { return newBenchV1() }, noCache: true},
+		{name: "rw2_no_series_cache", newReq: func() benchRequest { return newBenchV2() }, noCache: true},
 		{name: "rw1_plain_appender", newReq: func() benchRequest { return newBenchV1() }, hideGetRef: true},
 		{name: "rw2_plain_appender", newReq: func() benchRequest { return newBenchV2() }, hideGetRef: true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			store := newTestStorage(b, nil)
 			store.hideGetRef = bc.hideGetRef
+			store.noSeriesCache = bc.noCache
 			h := NewHandler(Options{}, store, prometheus.NewRegistry(), nil)
 			gen := bc.newReq()
 			w := &discardWriter{hdr: http.Header{}}

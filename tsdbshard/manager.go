@@ -136,6 +136,11 @@ type tenant struct {
 	// closing, Wait sees every user out.
 	inflight  sync.WaitGroup
 	lastWrite atomic.Int64 // unix milliseconds
+
+	// seriesCache is where the write path keeps its cache of this TSDB's series
+	// references. A tenant value lives for one open of its TSDB, and so does the
+	// cache: references mean nothing to another open.
+	seriesCache atomic.Value
 }
 
 // Manager owns the per-tenant TSDBs of one receiver. It is safe for concurrent use.
@@ -498,6 +503,11 @@ func (a *appender) release() {
 		a.t.inflight.Done()
 	}
 }
+
+// SeriesCacheSlot returns the tenant's slot for the write path's cache of series
+// references (see receive.SeriesCacheHolder); it lives as long as this open of
+// the tenant's TSDB.
+func (a *appender) SeriesCacheSlot() *atomic.Value { return &a.t.seriesCache }
 
 // GetRef forwards to the TSDB appender's series lookup, so the write path can
 // resolve a series without copying its labels.

@@ -253,6 +253,9 @@ func TestManagerClosesIdleTenants(t *testing.T) {
 			start := time.Now().Add(-30 * time.Minute)
 			appendSeries(t, m, "idle", "up", start, 20)
 			appendSeries(t, m, "busy", "up", start, 20)
+			idleSlot := cacheSlot(t, m, "idle")
+			idleSlot.Store("the write path's cache of this open")
+			require.Same(t, idleSlot, cacheSlot(t, m, "idle"), "one slot per open of a tenant")
 
 			clk.set(clk.now().Add(50 * time.Minute))
 			appendSeries(t, m, "busy", "up", start.Add(20*time.Minute), 1)
@@ -275,8 +278,10 @@ func TestManagerClosesIdleTenants(t *testing.T) {
 				require.NotEmpty(t, localBlocks(t, filepath.Join(dir, "idle")), "without a bucket the flushed blocks stay")
 			}
 
-			// A new write opens the tenant again.
+			// A new write opens the tenant again, with an empty series cache slot:
+			// series references of the old open mean nothing to the new one.
 			appendSeries(t, m, "idle", "other", time.Now(), 1)
+			require.Nil(t, cacheSlot(t, m, "idle").Load())
 			require.ElementsMatch(t, []string{"idle", "busy"}, m.Tenants())
 			require.Equal(t, 1, tenantSamples(t, m, "idle", "other"))
 			if !withBucket {
@@ -450,4 +455,15 @@ func TestFloorTo(t *testing.T) {
 	} {
 		require.Equal(t, tc.want, floorTo(tc.t, tc.step), "floorTo(%d, %d)", tc.t, tc.step)
 	}
+}
+
+// cacheSlot returns the series cache slot of tenant's current open.
+func cacheSlot(t *testing.T, m *Manager, tenant string) *atomic.Value {
+	t.Helper()
+	app, err := m.TenantAppender(context.Background(), tenant)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, app.Rollback()) }()
+	h, ok := app.(interface{ SeriesCacheSlot() *atomic.Value })
+	require.True(t, ok, "tsdbshard appenders hold the write path's series cache")
+	return h.SeriesCacheSlot()
 }

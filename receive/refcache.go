@@ -1,0 +1,179 @@
+package receive
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// SeriesCacheHolder is implemented by appenders whose storage keeps a place for
+// the handler's series cache. With it, a series the storage already knows skips
+// label validation, label building, hashing and the storage's own lookup by
+// labels: the handler finds its reference by a hash of the labels as sent and
+// checks them against the series' own labels.
+//
+// The storage must hand out a new slot each time it opens an instance (for a
+// TSDB: each open of the database), and the same slot for the life of that
+// instance. Series references are only meaningful to the instance that gave them
+// out, so the cache must die with it. Only the handler stores into the slot.
+type SeriesCacheHolder interface {
+	SeriesCacheSlot() *atomic.Value
+}
+
+// seriesCacheMaxAge bounds how long a cache lives before it is started afresh,
+// which drops the entries of series that stopped (churn) and the references
+// storage has since garbage-collected. A fresh cache costs one lookup by labels
+// per series.
+const seriesCacheMaxAge = 15 * time.Minute
+
+// seriesCache maps a hash of a series' labels as sent to its storage reference and
+// its labels as stored. Lookups take no lock and write no shared memory: they
+// read an immutable map. New entries gather in a small locked map and are merged
+// into a new immutable map once there are enough of them.
+//
+// An entry never decides on its own which series a sample goes to: its labels
+// are compared with the labels of the request first. A reference that storage
+// has garbage-collected is harmless too: storage then looks the series up by the
+// labels passed with it, which are the series' own.
+type seriesCache struct {
+	born time.Time
+	read atomic.Pointer[map[uint64]cachedSeries]
+
+	mtx   sync.Mutex
+	dirty map[uint64]cachedSeries // entries not yet in read
+}
+
+type cachedSeries struct {
+	ref storage.SeriesRef
+	ls  labels.Labels // shares its memory with the series in storage
+}
+
+func newSeriesCache(now time.Time) *seriesCache {
+	c := &seriesCache{born: now, dirty: map[uint64]cachedSeries{}}
+	m := map[uint64]cachedSeries{}
+	c.read.Store(&m)
+	return c
+}
+
+// seriesCacheOf returns the cache in the slot of app's storage, or nil if app
+// keeps none. A cache older than seriesCacheMaxAge is replaced by a new one.
+func seriesCacheOf(app storage.AppenderV2, now time.Time) *seriesCache {
+	h, ok := app.(SeriesCacheHolder)
+	if !ok {
+		return nil
+	}
+	slot := h.SeriesCacheSlot()
+	if slot == nil {
+		return nil
+	}
+	old, _ := slot.Load().(*seriesCache)
+	if old != nil && now.Sub(old.born) < seriesCacheMaxAge {
+		return old
+	}
+	c := newSeriesCache(now)
+	if old == nil {
+		if slot.CompareAndSwap(nil, c) {
+			return c
+		}
+	} else if slot.CompareAndSwap(old, c) {
+		return c
+	}
+	// Another request replaced it first.
+	c, _ = slot.Load().(*seriesCache)
+	return c
+}
+
+// get returns the entry for hash whose labels equal sl.
+func (c *seriesCache) get(hash uint64, sl []wireLabel) (cachedSeries, bool) {
+	e, ok := (*c.read.Load())[hash]
+	if !ok {
+		c.mtx.Lock()
+		e, ok = c.dirty[hash]
+		c.mtx.Unlock()
+	}
+	if !ok || !sameLabels(e.ls, sl) {
+		return cachedSeries{}, false
+	}
+	return e, true
+}
+
+// put records a series' reference and stored labels under hash.
+func (c *seriesCache) put(hash uint64, e cachedSeries) {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	c.dirty[hash] = e
+	read := *c.read.Load()
+	if len(c.dirty) < 256+len(read)/4 {
+		return
+	}
+	// Merging costs a copy of read, paid for by the quarter of its size that
+	// was added since the last merge: constant work per new series.
+	m := make(map[uint64]cachedSeries, len(read)+len(c.dirty))
+	for k, v := range read {
+		m[k] = v
+	}
+	for k, v := range c.dirty {
+		m[k] = v
+	}
+	c.read.Store(&m)
+	clear(c.dirty)
+}
+
+// len returns the number of entries.
+func (c *seriesCache) len() int {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	return len(*c.read.Load()) + len(c.dirty)
+}
+
+// cacheSeed seeds the hashes of the series cache; they never leave the process.
+var cacheSeed = maphash.MakeSeed()
+
+// hashWireLabels hashes a series' labels as sent. ok is false when a label has
+// an empty value: such labels are dropped before storage, and the cache only
+// holds label sets that are stored exactly as sent. The hash need not be
+// collision-proof, since entries are checked label by label, only fast.
+func hashWireLabels(sl []wireLabel) (hash uint64, ok bool) {
+	const mul = 0x9e3779b97f4a7c15
+	h := uint64(len(sl))
+	for _, l := range sl {
+		if l.value == "" {
+			return 0, false
+		}
+		h = (h ^ maphash.String(cacheSeed, l.name)) * mul
+		h = (h ^ maphash.String(cacheSeed, l.value)) * mul
+	}
+	return h, true
+}
+
+// sameLabels reports whether ls holds exactly the labels sl, in the same order.
+// Since the labels in the cache were validated when they were stored, equal
+// labels are valid labels.
+func sameLabels(ls labels.Labels, sl []wireLabel) bool {
+	i, same := 0, true
+	ls.Range(func(l labels.Label) {
+		if !same {
+			return
+		}
+		if i >= len(sl) || sl[i].name != l.Name || sl[i].value != l.Value {
+			same = false
+		}
+		i++
+	})
+	return same && i == len(sl)
+}
+
+// metricNameOf returns the value of the __name__ label in sl, or "".
+func metricNameOf(sl []wireLabel) string {
+	for _, l := range sl {
+		if l.name == model.MetricNameLabel {
+			return l.value
+		}
+	}
+	return ""
+}
