@@ -137,6 +137,37 @@ func TestClusterReplicatesToEveryOwner(t *testing.T) {
 	}
 }
 
+// A router that stores part of the series places those by its series cache
+// on later writes; every series must still land on exactly its owners.
+func TestClusterPlacesCachedSeriesOnTheirOwners(t *testing.T) {
+	nodes := startCluster(t, 2, "", "", "", "", "")
+	now := time.Now().UnixMilli()
+	for round := range 3 {
+		w := postTo(t, nodes[0].handler, clusterSeries(500, now+int64(round)*1000, 1))
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	}
+	slot := nodes[0].mgr.SeriesCacheSlot(DefaultTenant)
+	require.NotNil(t, slot)
+	cache, _ := slot.Load().(*seriesCache)
+	require.NotNil(t, cache)
+	local := nodes[0].seriesSet(t)
+	require.NotEmpty(t, local)
+	require.Less(t, len(local), 500, "node-0 stores only its share at RF=2 on 5 nodes")
+	require.Equal(t, len(local), cache.len())
+
+	holders := map[string]int{}
+	for _, n := range nodes {
+		for series, samples := range n.seriesSet(t) {
+			require.Equal(t, 3, samples, "%s on %s", series, n.name)
+			holders[series]++
+		}
+	}
+	require.Len(t, holders, 500)
+	for series, n := range holders {
+		require.Equal(t, 2, n, "%s is held by its two owners only", series)
+	}
+}
+
 func TestClusterSurvivesOneNodeDown(t *testing.T) {
 	nodes := startCluster(t, 3, "", "", "")
 	now := time.Now().UnixMilli()

@@ -230,6 +230,9 @@ func (h *Handler) appendLocal(ctx context.Context, tenant string, b *batch, o wr
 		o.maxT = h.now().Add(h.opts.MaxFutureSkew).UnixMilli()
 	}
 	o.disableExemplars = h.opts.DisableExemplars
+	if h.router != nil {
+		o.placeTenant = tenant
+	}
 	if err := b.write(app, o); err != nil {
 		if rerr := app.Rollback(); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))

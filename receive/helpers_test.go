@@ -141,6 +141,14 @@ func (s *testStorage) slot(tenant string) *atomic.Value {
 	return s.slots[tenant]
 }
 
+// SeriesCacheSlot implements TenantSeriesCaches.
+func (s *testStorage) SeriesCacheSlot(tenant string) *atomic.Value {
+	if s.noSeriesCache || s.hideGetRef {
+		return nil
+	}
+	return s.slot(tenant)
+}
+
 // cache returns the handler's series cache of tenant, or nil.
 func (s *testStorage) cache(tenant string) *seriesCache {
 	c, _ := s.slot(tenant).Load().(*seriesCache)

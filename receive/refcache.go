@@ -51,6 +51,9 @@ type seriesCache struct {
 type cachedSeries struct {
 	ref storage.SeriesRef
 	ls  labels.Labels // shares its memory with the series in storage
+	// placement is the series' hash on the ring (hashring.Hash), for a router
+	// that also stores; 0 means unknown.
+	placement uint64
 }
 
 func newSeriesCache(now time.Time) *seriesCache {
@@ -60,14 +63,29 @@ func newSeriesCache(now time.Time) *seriesCache {
 	return c
 }
 
+// TenantSeriesCaches is implemented by storage that can give the router the
+// series cache of a tenant without an appender: the router then finds the
+// ring placement of series it stores in the cache too. The slot is the one the
+// tenant's appenders hold (see SeriesCacheHolder), or nil when the tenant is
+// not open. The router uses only labels and placements from it, which do not
+// depend on which open of the storage the slot belongs to.
+type TenantSeriesCaches interface {
+	SeriesCacheSlot(tenant string) *atomic.Value
+}
+
 // seriesCacheOf returns the cache in the slot of app's storage, or nil if app
-// keeps none. A cache older than seriesCacheMaxAge is replaced by a new one.
+// keeps none.
 func seriesCacheOf(app storage.AppenderV2, now time.Time) *seriesCache {
 	h, ok := app.(SeriesCacheHolder)
 	if !ok {
 		return nil
 	}
-	slot := h.SeriesCacheSlot()
+	return seriesCacheIn(h.SeriesCacheSlot(), now)
+}
+
+// seriesCacheIn returns the cache in slot, making one if there is none yet. A
+// cache older than seriesCacheMaxAge is replaced by a new one.
+func seriesCacheIn(slot *atomic.Value, now time.Time) *seriesCache {
 	if slot == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,6 +100,7 @@ type routeState struct {
 	acks   []uint8 // definitive answers per series
 	rej    []uint8 // owners that rejected some samples of the series
 	rejN   []int32 // rejected samples, as the first rejecting owner counted them
+	groups []forwardGroup
 
 	firstRejection string // series and reason
 	firstFailure   error  // first transient failure
@@ -152,6 +154,13 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 	defer r.states.Put(st)
 	st.reset(len(req.series), len(eps))
 
+	// Series this node stores are placed by the series cache, which knows
+	// their labels are valid and their placement.
+	var cache *seriesCache
+	if c, ok := r.h.store.(TenantSeriesCaches); ok {
+		cache = seriesCacheIn(c.SeriesCacheSlot(tenant), time.Now())
+	}
+
 	// Invalid series are rejected here, once, rather than by every owner.
 	var pre result
 	for i := range req.series {
@@ -165,13 +174,24 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 			pre.reject(i, sl, n, reasonInvalidSeries, s.err, true)
 			continue
 		}
-		if _, err := checkSeriesLabels(sl, req.validUTF8); err != nil {
-			pre.reject(i, sl, n, reasonInvalidLabels, err, true)
-			continue
+		placement, placed := uint64(0), false
+		if cache != nil {
+			if key, ok := hashWireLabels(sl); ok {
+				if e, ok := cache.get(key, sl); ok && e.placement != 0 {
+					placement, placed = e.placement, true
+				}
+			}
 		}
-		buildLabels(&b.b, sl)
-		b.b.Overwrite(&b.ls)
-		st.owners = ring.Owners(hashring.Hash(tenant, b.ls), st.owners[:0])
+		if !placed {
+			if _, err := checkSeriesLabels(sl, req.validUTF8); err != nil {
+				pre.reject(i, sl, n, reasonInvalidLabels, err, true)
+				continue
+			}
+			buildLabels(&b.b, sl)
+			b.b.Overwrite(&b.ls)
+			placement = hashring.Hash(tenant, b.ls)
+		}
+		st.owners = ring.Owners(placement, st.owners[:0])
 		for _, o := range st.owners {
 			st.dest[o] = append(st.dest[o], int32(i))
 		}
@@ -181,10 +201,12 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 
 	// Forward every remote share; each goroutine encodes its payload before
 	// anything else touches the request, and local appends wait for that, because
-	// storage takes ownership of the histograms it appends.
+	// storage takes ownership of the histograms it appends. Peers that own the
+	// same series (in a ring of RF nodes, all of them) share one encoding.
 	var encoded sync.WaitGroup
 	results := make(chan outcome, len(eps))
 	pending, local := 0, -1
+	st.groups = st.groups[:0]
 	for ep, sel := range st.dest {
 		if len(sel) == 0 {
 			continue
@@ -194,11 +216,11 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 			continue
 		}
 		pending++
+		st.groups = addToGroup(st.groups, sel, ep)
+	}
+	for _, g := range st.groups {
 		encoded.Add(1)
-		go func() {
-			resp, err := r.forward(ctx, tenant, eps[ep], req, sel, &encoded)
-			results <- outcome{sel: sel, resp: resp, err: err}
-		}()
+		go r.forwardGroup(ctx, tenant, eps, g, req, &encoded, results)
 	}
 	if local >= 0 {
 		encoded.Wait()
@@ -313,19 +335,55 @@ func (r *router) decide(st *routeState, req *request, pre *result, quorum int, r
 	return resp
 }
 
-// forward encodes the selected series and writes them to the owner ep. It calls
-// encoded.Done once it no longer reads the request.
-func (r *router) forward(ctx context.Context, tenant string, ep hashring.Endpoint, req *request, sel []int32, encoded *sync.WaitGroup) (forwardResponse, error) {
+// forwardGroup is a set of peers that are sent the same series.
+type forwardGroup struct {
+	sel []int32
+	eps []int
+}
+
+// addToGroup adds peer ep with selection sel to the group of that selection.
+func addToGroup(groups []forwardGroup, sel []int32, ep int) []forwardGroup {
+	for i := range groups {
+		if slices.Equal(groups[i].sel, sel) {
+			groups[i].eps = append(groups[i].eps, ep)
+			return groups
+		}
+	}
+	return append(groups, forwardGroup{sel: sel, eps: []int{ep}})
+}
+
+// forwardGroup encodes the selected series once and writes them to every peer
+// of g, sending one outcome per peer to results. It calls encoded.Done once it
+// no longer reads the request.
+func (r *router) forwardGroup(ctx context.Context, tenant string, eps []hashring.Endpoint, g forwardGroup, req *request, encoded *sync.WaitGroup, results chan<- outcome) {
 	fb := r.encoders.Get().(*forwardBuffers)
 	defer r.encoders.Put(fb)
-	fb.payload = fb.enc.encodeV2(fb.payload[:0], req, sel)
+	fb.payload = fb.enc.encodeV2(fb.payload[:0], req, g.sel)
 	encoded.Done()
 	fb.frame = appendForwardRequest(fb.frame[:0], tenant, fb.payload)
 
+	if len(g.eps) == 1 {
+		resp, err := r.forward(ctx, eps[g.eps[0]], fb.frame)
+		results <- outcome{sel: g.sel, resp: resp, err: err}
+		return
+	}
+	// The frame is only read while it is sent, so the peers share it.
+	var sent sync.WaitGroup
+	for _, ep := range g.eps {
+		sent.Go(func() {
+			resp, err := r.forward(ctx, eps[ep], fb.frame)
+			results <- outcome{sel: g.sel, resp: resp, err: err}
+		})
+	}
+	sent.Wait()
+}
+
+// forward writes an encoded forward request to the owner ep.
+func (r *router) forward(ctx context.Context, ep hashring.Endpoint, frame []byte) (forwardResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ForwardTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := r.peers.write(ctx, ep.Address, fb.frame)
+	resp, err := r.peers.write(ctx, ep.Address, frame)
 	r.metrics.forwardDuration.Observe(time.Since(start).Seconds())
 	result := "success"
 	switch {

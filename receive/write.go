@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/stratametrics/strata/hashring"
 )
 
 // result is the outcome of appending one request.
@@ -99,6 +101,9 @@ type writeOptions struct {
 	sel []int32
 	// track records per-series rejections in result.perSeries.
 	track bool
+	// placeTenant, when set, makes new series cache entries carry their ring
+	// placement for this tenant, for the router.
+	placeTenant string
 }
 
 // selected returns the indexes of the series to write.
@@ -163,12 +168,13 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 			key       uint64 // of the labels as sent, in the cache
 			cacheable bool
 			cached    bool
+			placement uint64
 		)
 		if cache != nil {
 			if key, cacheable = hashWireLabels(sl); cacheable {
 				var e cachedSeries
 				if e, cached = cache.get(key, sl); cached {
-					ref, ls, name = e.ref, e.ls, metricNameOf(sl)
+					ref, ls, name, placement = e.ref, e.ls, metricNameOf(sl), e.placement
 				}
 			}
 		}
@@ -205,7 +211,11 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 			return err
 		}
 		if cacheable && newRef != 0 && (!cached || newRef != ref) {
-			cache.put(key, cachedSeries{ref: newRef, ls: ls})
+			e := cachedSeries{ref: newRef, ls: ls, placement: placement}
+			if !cached && o.placeTenant != "" {
+				e.placement = hashring.Hash(o.placeTenant, ls)
+			}
+			cache.put(key, e)
 		}
 	}
 

@@ -504,6 +504,17 @@ func (a *appender) release() {
 	}
 }
 
+// SeriesCacheSlot returns the series cache slot of tenant's current open (see
+// receive.TenantSeriesCaches), or nil if the tenant is not open.
+func (m *Manager) SeriesCacheSlot(tenant string) *atomic.Value {
+	m.mtx.RLock()
+	defer m.mtx.RUnlock()
+	if t := m.tenants[tenant]; t != nil && t.state == tenantOpen {
+		return &t.seriesCache
+	}
+	return nil
+}
+
 // SeriesCacheSlot returns the tenant's slot for the write path's cache of series
 // references (see receive.SeriesCacheHolder); it lives as long as this open of
 // the tenant's TSDB.
