@@ -277,6 +277,7 @@ func (r response) fail(code int, msg string) response {
 func (h *Handler) release(b *batch) {
 	b.req.reset()
 	b.res = result{}
+	b.lookupCache = nil
 	if cap(b.body) > maxPooledBytes || cap(b.data) > maxPooledBytes {
 		// Drop the buffers and everything that may point into them.
 		b.body, b.data = nil, nil

@@ -152,6 +152,24 @@ func (c *seriesCache) len() int {
 // cacheSeed seeds the hashes of the series cache; they never leave the process.
 var cacheSeed = maphash.MakeSeed()
 
+// cacheLookup is the outcome of looking a series up in a cache.
+type cacheLookup struct {
+	done      bool // the lookup was made
+	cacheable bool // key is valid
+	hit       bool // e is valid
+	key       uint64
+	e         cachedSeries
+}
+
+// lookup looks the series with labels sl up.
+func (c *seriesCache) lookup(sl []wireLabel) cacheLookup {
+	lk := cacheLookup{done: true}
+	if lk.key, lk.cacheable = hashWireLabels(sl); lk.cacheable {
+		lk.e, lk.hit = c.get(lk.key, sl)
+	}
+	return lk
+}
+
 // hashWireLabels hashes a series' labels as sent. ok is false when a label has
 // an empty value: such labels are dropped before storage, and the cache only
 // holds label sets that are stored exactly as sent. The hash need not be

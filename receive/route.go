@@ -160,6 +160,11 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 	if c, ok := r.h.store.(TenantSeriesCaches); ok {
 		cache = seriesCacheIn(c.SeriesCacheSlot(tenant), time.Now())
 	}
+	if cache != nil {
+		// The local append reuses these lookups if its appender has the same cache.
+		b.lookups = resize(b.lookups, len(req.series))
+		b.lookupCache = cache
+	}
 
 	// Invalid series are rejected here, once, rather than by every owner.
 	var pre result
@@ -176,10 +181,10 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 		}
 		placement, placed := uint64(0), false
 		if cache != nil {
-			if key, ok := hashWireLabels(sl); ok {
-				if e, ok := cache.get(key, sl); ok && e.placement != 0 {
-					placement, placed = e.placement, true
-				}
+			lk := cache.lookup(sl)
+			b.lookups[i] = lk
+			if lk.hit && lk.e.placement != 0 {
+				placement, placed = lk.e.placement, true
 			}
 		}
 		if !placed {

@@ -85,6 +85,11 @@ type batch struct {
 	orphans   []orphan
 	orphanIdx map[uint64][]int
 
+	// lookups are the router's series cache lookups in lookupCache, by series
+	// index, reused by the local append when it gets the same cache.
+	lookups     []cacheLookup
+	lookupCache *seriesCache
+
 	res result
 }
 
@@ -171,11 +176,15 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 			placement uint64
 		)
 		if cache != nil {
-			if key, cacheable = hashWireLabels(sl); cacheable {
-				var e cachedSeries
-				if e, cached = cache.get(key, sl); cached {
-					ref, ls, name, placement = e.ref, e.ls, metricNameOf(sl), e.placement
-				}
+			var e cachedSeries
+			if cache == b.lookupCache && b.lookups[i].done {
+				lk := &b.lookups[i]
+				key, cacheable, e, cached = lk.key, lk.cacheable, lk.e, lk.hit
+			} else if key, cacheable = hashWireLabels(sl); cacheable {
+				e, cached = cache.get(key, sl)
+			}
+			if cached {
+				ref, ls, name, placement = e.ref, e.ls, metricNameOf(sl), e.placement
 			}
 		}
 		if !cached {
