@@ -14,6 +14,14 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTO_FILES := $(sort $(wildcard storeapi/*pb/*.proto))
 BENCH_COUNT         ?= 6
+# make bench: the load sent to every system, and which systems.
+BENCH_SERIES        ?= 100000
+BENCH_BATCH_SIZE    ?= 2000
+BENCH_CONCURRENCY   ?= 4
+BENCH_DURATION      ?= 60s
+BENCH_WARMUP        ?= 15s
+BENCH_SYSTEMS       ?= strata-rf1,strata-rf3,prometheus,victoriametrics
+BENCH_OUT           ?= docs/benchmarks.md
 
 export PATH := $(GOBIN):$(PATH)
 
@@ -21,7 +29,7 @@ export PATH := $(GOBIN):$(PATH)
 
 .PHONY: help
 help: ## List the targets.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/strata.
@@ -32,12 +40,18 @@ run: build ## Start strata up: three receivers (RF=2) and a filesystem bucket in
 	$(BUILD_DIR)/$(BINARY) up --data-dir=$(DATA_DIR)
 
 .PHONY: test
-test: ## Run every test (needs prometheus, promtool and minio: see .ci/run).
+test: ## Run every test (needs prometheus, promtool, victoria-metrics and minio: see .ci/run).
 	$(GO) test -count=1 -race -timeout 20m ./...
 
 .PHONY: bench
-bench: ## Run the write-path benchmarks ($(BENCH_COUNT) times, for benchstat).
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./receive/... | tee bench.txt
+bench: build ## Benchmark ingestion against Prometheus and VictoriaMetrics into docs/benchmarks.md (BENCH_SERIES=... etc., ~6 min).
+	$(GO) run ./internal/sidebyside/cmd/sidebyside --strata=$(BUILD_DIR)/$(BINARY) --out=$(BENCH_OUT) \
+		--series=$(BENCH_SERIES) --batch-size=$(BENCH_BATCH_SIZE) --concurrency=$(BENCH_CONCURRENCY) \
+		--duration=$(BENCH_DURATION) --warmup=$(BENCH_WARMUP) --systems=$(BENCH_SYSTEMS)
+
+.PHONY: bench-micro
+bench-micro: ## Run every package's Go benchmarks ($(BENCH_COUNT) times, for benchstat) into bench.txt.
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee bench.txt
 
 .PHONY: fuzz
 fuzz: ## Fuzz every decoder of untrusted bytes for FUZZTIME each (default 30s).
@@ -63,7 +77,7 @@ proto: ## Regenerate the Store API Go code from storeapi/*pb/*.proto (needs prot
 		$(PROTO_FILES)
 
 .PHONY: deps
-deps: ## Install the test dependencies: MinIO (go install), Prometheus, Alertmanager and protoc (Debian).
+deps: ## Install the test dependencies: MinIO (go install), Prometheus, Alertmanager, VictoriaMetrics and protoc (Debian).
 	.ci/install-deps
 
 .PHONY: clean
