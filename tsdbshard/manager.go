@@ -38,7 +38,7 @@ var (
 const (
 	DefaultBlockDuration       = 2 * time.Hour
 	DefaultShipInterval        = 30 * time.Second
-	DefaultBlockReloadInterval = time.Minute
+	DefaultBlockReloadInterval = 5 * time.Second
 	DefaultTenantLabelName     = "tenant_id"
 )
 
@@ -69,7 +69,9 @@ type Options struct {
 	// ShipInterval is how often Run ships new blocks. Default 30s.
 	ShipInterval time.Duration
 	// BlockReloadInterval is how often each TSDB reloads its blocks, which is when
-	// retention deletes them. Default 1m.
+	// retention deletes them, and moves full head chunks out of the Go heap into
+	// memory-mapped files. Under a fast or backfilling writer a minute's worth of
+	// full chunks is most of the head's memory, hence the short default: 5s.
 	BlockReloadInterval time.Duration
 	// ReplayConcurrency bounds how many tenants replay their WAL at once on start.
 	// Default GOMAXPROCS.
