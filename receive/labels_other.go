@@ -14,3 +14,20 @@ import (
 func addLabel(b *labels.ScratchBuilder, name, value string) {
 	b.Add(strings.Clone(name), strings.Clone(value))
 }
+
+// sameLabels reports whether ls holds exactly the labels sl, in the same order.
+// Since the labels in the cache were validated when they were stored, equal
+// labels are valid labels.
+func sameLabels(ls labels.Labels, sl []wireLabel) bool {
+	i, same := 0, true
+	ls.Range(func(l labels.Label) {
+		if !same {
+			return
+		}
+		if i >= len(sl) || sl[i].name != l.Name || sl[i].value != l.Value {
+			same = false
+		}
+		i++
+	})
+	return same && i == len(sl)
+}

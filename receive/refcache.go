@@ -42,24 +42,76 @@ const seriesCacheMaxAge = 15 * time.Minute
 // labels passed with it, which are the series' own.
 type seriesCache struct {
 	born time.Time
-	read atomic.Pointer[map[uint64]cachedSeries]
+	read atomic.Pointer[cacheTable]
 
 	mtx   sync.Mutex
 	dirty map[uint64]cachedSeries // entries not yet in read
 }
 
 type cachedSeries struct {
-	ref storage.SeriesRef
-	ls  labels.Labels // shares its memory with the series in storage
+	ref storage.SeriesRef // never 0 in the cache
+	ls  labels.Labels     // shares its memory with the series in storage
 	// placement is the series' hash on the ring (hashring.Hash), for a router
 	// that also stores; 0 means unknown.
 	placement uint64
 }
 
+// cacheTable is an immutable hash table with open addressing and linear
+// probing. A lookup of a known series usually touches one cache line, where a
+// Go map touches a control word and a slot in another line: the write path
+// makes one lookup per series, and the lines are rarely in the CPU cache.
+type cacheTable struct {
+	shift uint // 64 - log2(len(slots))
+	n     int  // entries
+	slots []cacheSlot
+}
+
+type cacheSlot struct {
+	key uint64
+	e   cachedSeries // e.ref == 0: empty
+}
+
+func newCacheTable(n int) *cacheTable {
+	size, bits := 8, uint(3)
+	for size*7 < n*8 { // at most 7/8 full: probe runs stay a few slots long
+		size, bits = size*2, bits+1
+	}
+	return &cacheTable{shift: 64 - bits, slots: make([]cacheSlot, size)}
+}
+
+func (t *cacheTable) get(key uint64) (cachedSeries, bool) {
+	mask := uint64(len(t.slots) - 1)
+	for i := key >> t.shift; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.key == key && s.e.ref != 0 {
+			return s.e, true
+		}
+		if s.e.ref == 0 {
+			return cachedSeries{}, false
+		}
+	}
+}
+
+// set adds or replaces an entry; the table must have room.
+func (t *cacheTable) set(key uint64, e cachedSeries) {
+	mask := uint64(len(t.slots) - 1)
+	for i := key >> t.shift; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.e.ref == 0 {
+			t.n++
+			*s = cacheSlot{key: key, e: e}
+			return
+		}
+		if s.key == key {
+			s.e = e
+			return
+		}
+	}
+}
+
 func newSeriesCache(now time.Time) *seriesCache {
 	c := &seriesCache{born: now, dirty: map[uint64]cachedSeries{}}
-	m := map[uint64]cachedSeries{}
-	c.read.Store(&m)
+	c.read.Store(newCacheTable(0))
 	return c
 }
 
@@ -108,7 +160,7 @@ func seriesCacheIn(slot *atomic.Value, now time.Time) *seriesCache {
 
 // get returns the entry for hash whose labels equal sl.
 func (c *seriesCache) get(hash uint64, sl []wireLabel) (cachedSeries, bool) {
-	e, ok := (*c.read.Load())[hash]
+	e, ok := c.read.Load().get(hash)
 	if !ok {
 		c.mtx.Lock()
 		e, ok = c.dirty[hash]
@@ -120,25 +172,27 @@ func (c *seriesCache) get(hash uint64, sl []wireLabel) (cachedSeries, bool) {
 	return e, true
 }
 
-// put records a series' reference and stored labels under hash.
+// put records a series' reference (not 0) and stored labels under hash.
 func (c *seriesCache) put(hash uint64, e cachedSeries) {
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
 	c.dirty[hash] = e
-	read := *c.read.Load()
-	if len(c.dirty) < 256+len(read)/4 {
+	read := c.read.Load()
+	if len(c.dirty) < 256+read.n/4 {
 		return
 	}
 	// Merging costs a copy of read, paid for by the quarter of its size that
 	// was added since the last merge: constant work per new series.
-	m := make(map[uint64]cachedSeries, len(read)+len(c.dirty))
-	for k, v := range read {
-		m[k] = v
+	t := newCacheTable(read.n + len(c.dirty))
+	for _, s := range read.slots {
+		if s.e.ref != 0 {
+			t.set(s.key, s.e)
+		}
 	}
 	for k, v := range c.dirty {
-		m[k] = v
+		t.set(k, v)
 	}
-	c.read.Store(&m)
+	c.read.Store(t)
 	clear(c.dirty)
 }
 
@@ -146,7 +200,13 @@ func (c *seriesCache) put(hash uint64, e cachedSeries) {
 func (c *seriesCache) len() int {
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
-	return len(*c.read.Load()) + len(c.dirty)
+	n := c.read.Load().n
+	for k := range c.dirty {
+		if _, ok := c.read.Load().get(k); !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // cacheSeed seeds the hashes of the series cache; they never leave the process.
@@ -173,7 +233,9 @@ func (c *seriesCache) lookup(sl []wireLabel) cacheLookup {
 // hashWireLabels hashes a series' labels as sent. ok is false when a label has
 // an empty value: such labels are dropped before storage, and the cache only
 // holds label sets that are stored exactly as sent. The hash need not be
-// collision-proof, since entries are checked label by label, only fast.
+// collision-proof, since entries are checked label by label, only fast: it
+// covers the values and only the lengths of the names, which are few and
+// repeat from series to series.
 func hashWireLabels(sl []wireLabel) (hash uint64, ok bool) {
 	const mul = 0x9e3779b97f4a7c15
 	h := uint64(len(sl))
@@ -181,27 +243,9 @@ func hashWireLabels(sl []wireLabel) (hash uint64, ok bool) {
 		if l.value == "" {
 			return 0, false
 		}
-		h = (h ^ maphash.String(cacheSeed, l.name)) * mul
-		h = (h ^ maphash.String(cacheSeed, l.value)) * mul
+		h = (h ^ uint64(len(l.name)) ^ maphash.String(cacheSeed, l.value)) * mul
 	}
 	return h, true
-}
-
-// sameLabels reports whether ls holds exactly the labels sl, in the same order.
-// Since the labels in the cache were validated when they were stored, equal
-// labels are valid labels.
-func sameLabels(ls labels.Labels, sl []wireLabel) bool {
-	i, same := 0, true
-	ls.Range(func(l labels.Label) {
-		if !same {
-			return
-		}
-		if i >= len(sl) || sl[i].name != l.Name || sl[i].value != l.Value {
-			same = false
-		}
-		i++
-	})
-	return same && i == len(sl)
 }
 
 // metricNameOf returns the value of the __name__ label in sl, or "".

@@ -3,12 +3,15 @@ package receive
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -88,7 +91,7 @@ func TestSeriesCacheMergesAndAges(t *testing.T) {
 		c.put(key, cachedSeries{ref: 1, ls: labels.FromStrings(sl[0].name, sl[0].value, sl[1].name, sl[1].value)})
 	}
 	require.Equal(t, 5000, c.len())
-	read := len(*c.read.Load())
+	read := c.read.Load().n
 	require.Less(t, 5000-read, 256+read/4, "most entries were merged into the lock-free map")
 
 	var slot atomic.Value
@@ -109,6 +112,9 @@ func TestHashWireLabels(t *testing.T) {
 	c, ok := hashWireLabels(wire("__name__", "aj", "ob", "x"))
 	require.True(t, ok)
 	require.NotEqual(t, a, c, "label boundaries count")
+	e, ok := hashWireLabels(wire("__name__", "a", "job", "y"))
+	require.True(t, ok)
+	require.NotEqual(t, a, e, "values count")
 	d, ok := hashWireLabels(wire("job", "x", "__name__", "a"))
 	require.True(t, ok)
 	require.NotEqual(t, a, d, "order counts")
@@ -119,4 +125,72 @@ func TestHashWireLabels(t *testing.T) {
 	require.False(t, sameLabels(labels.FromStrings("__name__", "a", "job", "x"), wire("__name__", "a")))
 	require.False(t, sameLabels(labels.FromStrings("__name__", "a"), wire("__name__", "a", "job", "x")))
 	require.False(t, sameLabels(labels.FromStrings("__name__", "a", "job", "x"), wire("__name__", "a", "job", "y")))
+}
+
+func TestCacheTable(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 1000} {
+		tb := newCacheTable(n)
+		require.GreaterOrEqual(t, len(tb.slots)*7, n*8, "at most 7/8 full")
+		// Keys whose high bits collide probe past the end of the table and wrap.
+		keys := make([]uint64, 0, n)
+		for i := range n {
+			keys = append(keys, ^uint64(0)-uint64(i%3)<<8-uint64(i))
+		}
+		for i, k := range keys {
+			tb.set(k, cachedSeries{ref: storage.SeriesRef(i + 1)})
+		}
+		require.Equal(t, n, tb.n)
+		for i, k := range keys {
+			e, ok := tb.get(k)
+			require.True(t, ok, "key %d", i)
+			require.Equal(t, storage.SeriesRef(i+1), e.ref)
+		}
+		for i := range 100 {
+			_, ok := tb.get(uint64(i) * 977)
+			require.False(t, ok)
+		}
+		if n > 0 {
+			tb.set(keys[0], cachedSeries{ref: 42})
+			e, _ := tb.get(keys[0])
+			require.Equal(t, storage.SeriesRef(42), e.ref, "set replaces")
+			require.Equal(t, n, tb.n)
+		}
+	}
+}
+
+// TestSameLabels checks sameLabels against the Labels API, with values long
+// enough to take the long length encoding.
+func TestSameLabels(t *testing.T) {
+	long := strings.Repeat("v", 300)
+	sets := [][]string{
+		{"__name__", "a"},
+		{"__name__", "a", "job", "x"},
+		{"__name__", "a", "job", "y"},
+		{"__name__", "a", "jo", "bx"},
+		{"__name__", "a", "job", long},
+		{"__name__", "a", "job", long + "w"},
+		{"__name__", long, "job", "x"},
+		{"__name__", "a", "job", "x", "zone", "z"},
+	}
+	for _, a := range sets {
+		for _, b := range sets {
+			ls := labels.FromStrings(a...)
+			var ref bool
+			func() {
+				i, same := 0, true
+				sl := wire(b...)
+				ls.Range(func(l labels.Label) {
+					if i >= len(sl) || sl[i].name != l.Name || sl[i].value != l.Value {
+						same = false
+					}
+					i++
+				})
+				ref = same && i == len(sl)
+			}()
+			require.Equal(t, ref, sameLabels(ls, wire(b...)), "%v vs %v", a, b)
+			require.Equal(t, slices.Equal(a, b), sameLabels(ls, wire(b...)), "%v vs %v", a, b)
+		}
+	}
+	require.True(t, sameLabels(labels.EmptyLabels(), nil))
+	require.False(t, sameLabels(labels.EmptyLabels(), wire("a", "b")))
 }
