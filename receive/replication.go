@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/golang/snappy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,7 +18,11 @@ import (
 // that node. Its messages are google.protobuf.BytesValue wrappers around the
 // frames below, so that it rides on the standard gRPC codec next to the Store API:
 //
-//	forward request:  1: tenant (string), 2: payload (bytes, a Remote Write 2.0 Request)
+//	forward request:  1: tenant (string), 2: payload (bytes), 3: payload encoding (varint):
+//	                  0 (or absent) an uncompressed Remote Write 2.0 Request, made for
+//	                  this peer; 1 or 2 the request body as the router received it,
+//	                  snappy-compressed Remote Write 1.0 or 2.0, when the peer owns
+//	                  every series in it
 //	forward response: 1: samples written, 2: histograms written, 3: exemplars written,
 //	                  4: rejected series (packed varint indexes into the payload's series),
 //	                  5: rejected samples of each (packed varint, parallel to 4),
@@ -39,43 +44,64 @@ type forwardResponse struct {
 	message                        string
 }
 
-func appendForwardRequest(dst []byte, tenant string, payload []byte) []byte {
+// forwardEncoding is how a forwarded payload is encoded.
+type forwardEncoding uint64
+
+const (
+	forwardV2      forwardEncoding = 0 // uncompressed Remote Write 2.0, made for the peer
+	forwardSnappy1 forwardEncoding = 1 // the received body: snappy, Remote Write 1.0
+	forwardSnappy2 forwardEncoding = 2 // the received body: snappy, Remote Write 2.0
+)
+
+func appendForwardRequest(dst []byte, tenant string, payload []byte, enc forwardEncoding) []byte {
 	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 	dst = protowire.AppendString(dst, tenant)
 	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-	return protowire.AppendBytes(dst, payload)
+	dst = protowire.AppendBytes(dst, payload)
+	if enc != forwardV2 {
+		dst = protowire.AppendTag(dst, 3, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(enc))
+	}
+	return dst
 }
 
-// parseForwardRequest returns the tenant and payload of a frame; the payload aliases b.
-func parseForwardRequest(b []byte) (tenant string, payload []byte, err error) {
+// parseForwardRequest returns the tenant, payload and payload encoding of a
+// frame; the payload aliases b.
+func parseForwardRequest(b []byte) (tenant string, payload []byte, enc forwardEncoding, err error) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return "", nil, protowire.ParseError(n)
+			return "", nil, 0, protowire.ParseError(n)
 		}
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return "", nil, protowire.ParseError(n)
+				return "", nil, 0, protowire.ParseError(n)
 			}
 			tenant, b = string(v), b[n:]
 		case num == 2 && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return "", nil, protowire.ParseError(n)
+				return "", nil, 0, protowire.ParseError(n)
 			}
 			payload, b = v, b[n:]
+		case num == 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return "", nil, 0, protowire.ParseError(n)
+			}
+			enc, b = forwardEncoding(v), b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return "", nil, protowire.ParseError(n)
+				return "", nil, 0, protowire.ParseError(n)
 			}
 			b = b[n:]
 		}
 	}
-	return tenant, payload, nil
+	return tenant, payload, enc, nil
 }
 
 func (r *forwardResponse) marshal() []byte {
@@ -200,7 +226,7 @@ func (h *Handler) forwardedWrite(ctx context.Context, in *wrapperspb.BytesValue)
 	if h.store == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this receiver is a router and stores nothing")
 	}
-	tenant, payload, err := parseForwardRequest(in.GetValue())
+	tenant, payload, enc, err := parseForwardRequest(in.GetValue())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decode forwarded request: %v", err)
 	}
@@ -209,7 +235,7 @@ func (h *Handler) forwardedWrite(ctx context.Context, in *wrapperspb.BytesValue)
 	}
 	b := h.pool.Get().(*batch)
 	defer h.release(b)
-	if err := b.req.decodeV2(payload); err != nil {
+	if err := h.decodeForwarded(b, payload, enc); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decode forwarded payload: %v", err)
 	}
 	code, msg := h.appendLocal(ctx, tenant, b, writeOptions{track: true})
@@ -236,4 +262,32 @@ func (h *Handler) forwardedWrite(ctx context.Context, in *wrapperspb.BytesValue)
 func forwardPermanent(err error) bool {
 	s, ok := status.FromError(err)
 	return ok && s.Code() == codes.InvalidArgument && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// decodeForwarded decodes a forwarded payload into b.
+func (h *Handler) decodeForwarded(b *batch, payload []byte, enc forwardEncoding) error {
+	switch enc {
+	case forwardV2:
+		return b.req.decodeV2(payload)
+	case forwardSnappy1, forwardSnappy2:
+		n, err := snappy.DecodedLen(payload)
+		if err != nil {
+			return fmt.Errorf("decode snappy: %w", err)
+		}
+		if int64(n) > h.opts.MaxDecompressedBytes {
+			return fmt.Errorf("decompressed payload of %d bytes exceeds the limit of %d bytes", n, h.opts.MaxDecompressedBytes)
+		}
+		if cap(b.data) < n {
+			b.data = make([]byte, n)
+		}
+		if b.data, err = snappy.Decode(b.data[:cap(b.data)], payload); err != nil {
+			return fmt.Errorf("decode snappy: %w", err)
+		}
+		if enc == forwardSnappy1 {
+			return b.req.decodeV1(b.data)
+		}
+		return b.req.decodeV2(b.data)
+	default:
+		return fmt.Errorf("unknown payload encoding %d", enc)
+	}
 }

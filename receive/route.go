@@ -166,6 +166,9 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 		b.lookupCache = cache
 	}
 
+	// With as many endpoints as replicas, every endpoint owns every series.
+	everyone := ring.ReplicationFactor() >= len(eps)
+
 	// Invalid series are rejected here, once, rather than by every owner.
 	var pre result
 	for i := range req.series {
@@ -183,7 +186,7 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 		if cache != nil {
 			lk := cache.lookup(sl)
 			b.lookups[i] = lk
-			if lk.hit && lk.e.placement != 0 {
+			if lk.hit && (lk.e.placement != 0 || everyone) {
 				placement, placed = lk.e.placement, true
 			}
 		}
@@ -192,9 +195,18 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 				pre.reject(i, sl, n, reasonInvalidLabels, err, true)
 				continue
 			}
-			buildLabels(&b.b, sl)
-			b.b.Overwrite(&b.ls)
-			placement = hashring.Hash(tenant, b.ls)
+			if !everyone {
+				buildLabels(&b.b, sl)
+				b.b.Overwrite(&b.ls)
+				placement = hashring.Hash(tenant, b.ls)
+			}
+		}
+		if everyone {
+			for o := range eps {
+				st.dest[o] = append(st.dest[o], int32(i))
+			}
+			st.routed[i] = true
+			continue
 		}
 		st.owners = ring.Owners(placement, st.owners[:0])
 		for _, o := range st.owners {
@@ -225,7 +237,7 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 	}
 	for _, g := range st.groups {
 		encoded.Add(1)
-		go r.forwardGroup(ctx, tenant, eps, g, req, &encoded, results)
+		go r.forwardGroup(ctx, tenant, eps, g, b, &encoded, results)
 	}
 	if local >= 0 {
 		encoded.Wait()
@@ -360,12 +372,23 @@ func addToGroup(groups []forwardGroup, sel []int32, ep int) []forwardGroup {
 // forwardGroup encodes the selected series once and writes them to every peer
 // of g, sending one outcome per peer to results. It calls encoded.Done once it
 // no longer reads the request.
-func (r *router) forwardGroup(ctx context.Context, tenant string, eps []hashring.Endpoint, g forwardGroup, req *request, encoded *sync.WaitGroup, results chan<- outcome) {
+func (r *router) forwardGroup(ctx context.Context, tenant string, eps []hashring.Endpoint, g forwardGroup, b *batch, encoded *sync.WaitGroup, results chan<- outcome) {
 	fb := r.encoders.Get().(*forwardBuffers)
 	defer r.encoders.Put(fb)
-	fb.payload = fb.enc.encodeV2(fb.payload[:0], req, g.sel)
+	if req := &b.req; len(g.sel) == len(req.series) && len(b.body) > 0 {
+		// The peers own every series: send them the body as received, which is
+		// smaller and costs nothing to make. Its series are in the same order as
+		// in g.sel, so the peers' answers index the same series.
+		enc := forwardSnappy1
+		if req.proto == protoV2 {
+			enc = forwardSnappy2
+		}
+		fb.frame = appendForwardRequest(fb.frame[:0], tenant, b.body, enc)
+	} else {
+		fb.payload = fb.enc.encodeV2(fb.payload[:0], req, g.sel)
+		fb.frame = appendForwardRequest(fb.frame[:0], tenant, fb.payload, forwardV2)
+	}
 	encoded.Done()
-	fb.frame = appendForwardRequest(fb.frame[:0], tenant, fb.payload)
 
 	if len(g.eps) == 1 {
 		resp, err := r.forward(ctx, eps[g.eps[0]], fb.frame)

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratametrics/strata/hashring"
@@ -45,4 +47,26 @@ func TestPeersObserve(t *testing.T) {
 	p.observe(testRing(t, a))
 	require.NotContains(t, p.m, b.Address, "idle and outside the ring")
 	require.Contains(t, p.m, a.Address)
+}
+
+func TestForwardRequestFrames(t *testing.T) {
+	for _, enc := range []forwardEncoding{forwardV2, forwardSnappy1, forwardSnappy2} {
+		frame := appendForwardRequest(nil, "team-a", []byte("payload"), enc)
+		tenant, payload, gotEnc, err := parseForwardRequest(frame)
+		require.NoError(t, err)
+		require.Equal(t, "team-a", tenant)
+		require.Equal(t, "payload", string(payload))
+		require.Equal(t, enc, gotEnc)
+	}
+	_, _, _, err := parseForwardRequest([]byte{0x18, 0xff})
+	require.Error(t, err, "a truncated encoding field")
+
+	h := NewHandler(Options{MaxDecompressedBytes: 64}, nil, nil, nil)
+	b := newBatch()
+	require.ErrorContains(t, h.decodeForwarded(b, snappy.Encode(nil, make([]byte, 100)), forwardSnappy1), "exceeds the limit of 64 bytes")
+	require.ErrorContains(t, h.decodeForwarded(b, []byte{0x05, 0xff, 0xff}, forwardSnappy2), "decode snappy")
+	require.ErrorContains(t, h.decodeForwarded(b, nil, 7), "unknown payload encoding 7")
+	body := encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "x"), Samples: []prompb.Sample{{Value: 1, Timestamp: 1}}}}})
+	require.NoError(t, h.decodeForwarded(b, body, forwardSnappy1))
+	require.Len(t, b.req.series, 1)
 }

@@ -184,7 +184,10 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 				e, cached = cache.get(key, sl)
 			}
 			if cached {
-				ref, ls, name, placement = e.ref, e.ls, metricNameOf(sl), e.placement
+				ref, ls, placement = e.ref, e.ls, e.placement
+				if req.proto == protoV1 && len(b.families) > 0 {
+					name = metricNameOf(sl) // only 1.0 metadata is looked up by name
+				}
 			}
 		}
 		if !cached {
