@@ -150,6 +150,19 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 		// Orphan exemplars are matched by built labels, which cached series skip.
 		cache = seriesCacheOf(app, time.Now())
 	}
+	if cache != nil && b.lookupCache != cache {
+		// Look every series up first: lookups are memory-bound, and a tight loop
+		// of them lets the CPU overlap their cache misses, where lookups between
+		// appends would wait for each miss in turn.
+		b.lookups = resize(b.lookups, len(req.series))
+		b.lookupCache = cache
+		for i := range o.selected(len(req.series)) {
+			s := &req.series[i]
+			if s.err == nil && s.samples.len()+s.histograms.len() > 0 {
+				b.lookups[i] = cache.lookup(req.labels[s.labels.lo:s.labels.hi])
+			}
+		}
+	}
 
 	for i := range o.selected(len(req.series)) {
 		s := &req.series[i]
