@@ -12,11 +12,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
+	"google.golang.org/grpc/experimental"
+
+	"github.com/stratametrics/strata/receive"
 )
 
 // command is a subcommand: it registers its flags on the application and returns
 // the function that runs it once flags are parsed.
 type command func(app *kingpin.Application) (name string, run func(logger *slog.Logger, reg *prometheus.Registry) error)
+
+func init() {
+	// Every buffer gRPC takes from its pool is filled with a whole message, so
+	// it need not be zeroed first; see receive.NewGRPCBufferPool.
+	experimental.SetDefaultBufferPool(receive.NewGRPCBufferPool())
+}
 
 func main() {
 	os.Exit(runMain(os.Args[1:]))
