@@ -57,6 +57,7 @@ bench-micro: ## Run every package's Go benchmarks ($(BENCH_COUNT) times, for ben
 fuzz: ## Fuzz every decoder of untrusted bytes for FUZZTIME each (default 30s).
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRW1$$' -fuzztime $(or $(FUZZTIME),30s) ./receive/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRW2$$' -fuzztime $(or $(FUZZTIME),30s) ./receive/
+	$(GO) test -run '^$$' -fuzz '^FuzzForwardedRequest$$' -fuzztime $(or $(FUZZTIME),30s) ./receive/
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck.
