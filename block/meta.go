@@ -229,12 +229,17 @@ func (m *Meta) WriteToDir(logger *slog.Logger, dir string) error {
 
 // WriteFileAtomic replaces the file at p with data so that a crash leaves either
 // the old or the new content: temporary file, fsync, rename, fsync of the parent
-// directory. A nil logger is allowed.
+// directory. The temporary file has a unique name, so concurrent writers of one
+// file do not clash (the last rename wins). A nil logger is allowed.
 func WriteFileAtomic(logger *slog.Logger, p string, data []byte) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	tmp := p + ".tmp"
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file for %s: %w", p, err)
+	}
+	tmp := f.Name()
 	defer func() {
 		if err == nil {
 			return
@@ -243,10 +248,6 @@ func WriteFileAtomic(logger *slog.Logger, p string, data []byte) (err error) {
 			logger.Warn("remove temporary file", "file", tmp, "err", rerr)
 		}
 	}()
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
 	if _, err := f.Write(data); err != nil {
 		return errors.Join(fmt.Errorf("write %s: %w", tmp, err), f.Close())
 	}

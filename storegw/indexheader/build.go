@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb/fileutil"
 
+	"github.com/stratametrics/strata/block"
 	"github.com/stratametrics/strata/objstore"
 )
 
@@ -129,38 +129,9 @@ func (r *rangeReader) read(ctx context.Context, off, length int64) (_ []byte, er
 // writeFileAtomic writes data to dir/name so that readers see the old file or the
 // complete new one: a uniquely named temporary file (so concurrent builds of one
 // block do not clash), fsync, rename, fsync of dir.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
+func writeFileAtomic(dir, name string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary file in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, ignoreNotExist(os.Remove(tmp)))
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return errors.Join(fmt.Errorf("write %s: %w", tmp, err), f.Close())
-	}
-	if err := f.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("sync %s: %w", tmp, err), f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := fileutil.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("rename %s into place: %w", name, err)
-	}
-	return nil
-}
-
-func ignoreNotExist(err error) error {
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
+	return block.WriteFileAtomic(nil, filepath.Join(dir, name), data)
 }
