@@ -3,7 +3,6 @@ package blocksync_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path"
 	"strings"
 	"testing"
@@ -170,13 +169,13 @@ func TestDeletionMarkFilter(t *testing.T) {
 	}{
 		{name: "no mark", mark: func(*testing.T, objstore.Bucket, ulid.ULID) {}, wantKept: true},
 		{name: "mark younger than delay", wantKept: true, mark: func(t *testing.T, bkt objstore.Bucket, id ulid.ULID) {
-			require.NoError(t, blocksync.WriteDeletionMark(ctx, bkt, id, time.Now().Add(-delay/2), "compacted"))
+			require.NoError(t, block.WriteDeletionMark(ctx, bkt, id, time.Now().Add(-delay/2), "compacted"))
 		}},
 		{name: "mark older than delay", wantKept: false, mark: func(t *testing.T, bkt objstore.Bucket, id ulid.ULID) {
-			require.NoError(t, blocksync.WriteDeletionMark(ctx, bkt, id, time.Now().Add(-2*delay), "compacted"))
+			require.NoError(t, block.WriteDeletionMark(ctx, bkt, id, time.Now().Add(-2*delay), "compacted"))
 		}},
 		{name: "invalid mark is ignored", wantKept: true, mark: func(t *testing.T, bkt objstore.Bucket, id ulid.ULID) {
-			require.NoError(t, bkt.Upload(ctx, path.Join(id.String(), blocksync.DeletionMarkFilename), strings.NewReader("garbage")))
+			require.NoError(t, bkt.Upload(ctx, path.Join(id.String(), block.DeletionMarkFilename), strings.NewReader("garbage")))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,53 +202,6 @@ func TestDeletionMarkFilter(t *testing.T) {
 			require.Equal(t, float64(len(metas)), blocksGauge(t, reg, blocksync.StateLoaded))
 		})
 	}
-}
-
-func TestDeletionMarkRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	bkt := newBucket(t)
-	id := ulid.Make()
-	_, err := blocksync.ReadDeletionMark(ctx, bkt, id)
-	require.ErrorIs(t, err, objstore.ErrNotFound)
-
-	at := time.Unix(1_700_000_000, 0)
-	require.NoError(t, blocksync.WriteDeletionMark(ctx, bkt, id, at, "why"))
-	m, err := blocksync.ReadDeletionMark(ctx, bkt, id)
-	require.NoError(t, err)
-	require.Equal(t, blocksync.DeletionMark{ID: id, DeletionTime: at.Unix(), Version: 1, Details: "why"}, *m)
-
-	// Thanos' own encoding reads back.
-	thanos := fmt.Sprintf(`{"id":%q,"deletion_time":1700000000,"version":1}`, id)
-	m, err = blocksync.ParseDeletionMark([]byte(thanos), id)
-	require.NoError(t, err)
-	require.Equal(t, int64(1_700_000_000), m.DeletionTime)
-
-	for _, bad := range []string{
-		`{"id":"` + id.String() + `","deletion_time":1,"version":2}`,
-		`{"id":"` + ulid.Make().String() + `","deletion_time":1,"version":1}`,
-		`{"id":"nope","deletion_time":1,"version":1}`,
-		``,
-	} {
-		_, err := blocksync.ParseDeletionMark([]byte(bad), id)
-		require.ErrorIs(t, err, blocksync.ErrInvalidDeletionMark, bad)
-	}
-}
-
-func FuzzParseDeletionMark(f *testing.F) {
-	id := ulid.MustParse("01HZY6T2Q8K3M4N5P6R7S8T9V0")
-	f.Add([]byte(`{"id":"01HZY6T2Q8K3M4N5P6R7S8T9V0","deletion_time":1700000000,"version":1}`))
-	f.Add([]byte(`{"id":"01HZY6T2Q8K3M4N5P6R7S8T9V0","deletion_time":-1,"version":1,"details":"x"}`))
-	f.Add([]byte(`{}`))
-	f.Add([]byte(`[`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := blocksync.ParseDeletionMark(b, id)
-		if err != nil {
-			require.ErrorIs(t, err, blocksync.ErrInvalidDeletionMark)
-			return
-		}
-		require.Equal(t, id, m.ID)
-		require.Equal(t, blocksync.DeletionMarkVersion1, m.Version)
-	})
 }
 
 func TestConsistencyDelayFilter(t *testing.T) {
@@ -374,7 +326,7 @@ func TestFetchS3(t *testing.T) {
 	b := uploadBlock(t, bkt, 2*hour, 4*hour, map[string]string{"tenant_id": "team-b"})
 	partialID := ulid.Make()
 	require.NoError(t, bkt.Upload(ctx, path.Join(partialID.String(), "index"), strings.NewReader("index")))
-	require.NoError(t, blocksync.WriteDeletionMark(ctx, bkt, b.ULID, time.Now().Add(-time.Hour), ""))
+	require.NoError(t, block.WriteDeletionMark(ctx, bkt, b.ULID, time.Now().Add(-time.Hour), ""))
 
 	f := blocksync.NewFetcher(bkt, blocksync.FetcherConfig{
 		Filters: []blocksync.Filter{blocksync.NewDeletionMarkFilter(bkt, 10*time.Minute, 0, nil)},

@@ -63,11 +63,11 @@ func (f *DeletionMarkFilter) Filter(ctx context.Context, metas map[ulid.ULID]*bl
 	for range min(f.concurrency, len(ids)) {
 		wg.Go(func() {
 			for id := range work {
-				m, err := ReadDeletionMark(ctx, f.bkt, id)
+				m, err := block.ReadDeletionMark(ctx, f.bkt, id)
 				switch {
 				case errors.Is(err, objstore.ErrNotFound):
 					continue
-				case errors.Is(err, ErrInvalidDeletionMark):
+				case errors.Is(err, block.ErrInvalidDeletionMark):
 					f.logger.Warn("ignore invalid deletion mark", "block", id, "err", err)
 					continue
 				case err != nil:

@@ -1,4 +1,4 @@
-package blocksync
+package block
 
 import (
 	"bytes"
