@@ -22,11 +22,11 @@ import (
 func serveSeries(ctx context.Context, r *storepb.SeriesRequest, srv storepb.Store_SeriesServer, stores []*TSDBStore) (err error) {
 	ms, err := MatchersFromProto(r.GetMatchers())
 	if err != nil {
-		return grpcError(ctx, err)
+		return GRPCError(ctx, err)
 	}
 
 	var (
-		all      []series
+		all      []Series
 		warnings []string
 		closers  []func()
 	)
@@ -43,39 +43,39 @@ func serveSeries(ctx context.Context, r *storepb.SeriesRequest, srv storepb.Stor
 		)
 		all, w, closeFn, err = s.selectSeries(ctx, r, ms, all)
 		if err != nil {
-			return grpcError(ctx, err)
+			return GRPCError(ctx, err)
 		}
 		closers = append(closers, closeFn)
 		warnings = append(warnings, w...)
 	}
 
-	all = mergeSeries(all)
+	all = MergeSeries(all)
 	if limit := r.GetLimit(); limit > 0 && int64(len(all)) > limit {
 		all = all[:limit]
 	}
 	for _, w := range warnings {
 		if err := srv.Send(&storepb.SeriesResponse{Result: &storepb.SeriesResponse_Warning{Warning: w}}); err != nil {
-			return grpcError(ctx, fmt.Errorf("send warning: %w", err))
+			return GRPCError(ctx, fmt.Errorf("send warning: %w", err))
 		}
 	}
-	return grpcError(ctx, sendSeries(srv, all, r.GetResponseBatchSize()))
+	return GRPCError(ctx, SendSeries(srv, all, r.GetResponseBatchSize()))
 }
 
-// mergeSeries sorts series by labels and joins series with equal labels (from
+// MergeSeries sorts series by labels and joins series with equal labels (from
 // different stores, or different TSDB series that the external labels made
 // equal) into one, with chunks sorted by min time.
-func mergeSeries(all []series) []series {
-	slices.SortStableFunc(all, func(a, b series) int { return labels.Compare(a.lset, b.lset) })
+func MergeSeries(all []Series) []Series {
+	slices.SortStableFunc(all, func(a, b Series) int { return labels.Compare(a.Labels, b.Labels) })
 	out := all[:0]
 	for _, s := range all {
-		if n := len(out); n > 0 && labels.Equal(out[n-1].lset, s.lset) {
-			out[n-1].chunks = append(out[n-1].chunks, s.chunks...)
+		if n := len(out); n > 0 && labels.Equal(out[n-1].Labels, s.Labels) {
+			out[n-1].Chunks = append(out[n-1].Chunks, s.Chunks...)
 			continue
 		}
 		out = append(out, s)
 	}
 	for i := range out {
-		slices.SortStableFunc(out[i].chunks, func(a, b *storepb.AggrChunk) int {
+		slices.SortStableFunc(out[i].Chunks, func(a, b *storepb.AggrChunk) int {
 			if c := compareInt64(a.GetMinTime(), b.GetMinTime()); c != 0 {
 				return c
 			}
@@ -95,8 +95,8 @@ func compareInt64(a, b int64) int {
 	return 0
 }
 
-// sendSeries streams sorted series, batchSize per frame when batchSize > 1.
-func sendSeries(srv storepb.Store_SeriesServer, all []series, batchSize int64) error {
+// SendSeries streams sorted series, batchSize per frame when batchSize > 1.
+func SendSeries(srv storepb.Store_SeriesServer, all []Series, batchSize int64) error {
 	if batchSize <= 1 {
 		for _, s := range all {
 			resp := &storepb.SeriesResponse{Result: &storepb.SeriesResponse_Series{Series: s.proto()}}
@@ -118,21 +118,21 @@ func sendSeries(srv storepb.Store_SeriesServer, all []series, batchSize int64) e
 	return nil
 }
 
-func (s series) proto() *storepb.Series {
-	return &storepb.Series{Labels: LabelsToProto(s.lset), Chunks: s.chunks}
+func (s Series) proto() *storepb.Series {
+	return &storepb.Series{Labels: LabelsToProto(s.Labels), Chunks: s.Chunks}
 }
 
 // serveLabelNames answers a LabelNames request from stores.
 func serveLabelNames(ctx context.Context, r *storepb.LabelNamesRequest, stores []*TSDBStore) (*storepb.LabelNamesResponse, error) {
 	ms, err := MatchersFromProto(r.GetMatchers())
 	if err != nil {
-		return nil, grpcError(ctx, err)
+		return nil, GRPCError(ctx, err)
 	}
 	resp := &storepb.LabelNamesResponse{}
 	for _, s := range stores {
 		names, warnings, err := s.labelNames(ctx, r, ms)
 		if err != nil {
-			return nil, grpcError(ctx, err)
+			return nil, GRPCError(ctx, err)
 		}
 		resp.Names = append(resp.Names, names...)
 		resp.Warnings = append(resp.Warnings, warnings...)
@@ -144,17 +144,17 @@ func serveLabelNames(ctx context.Context, r *storepb.LabelNamesRequest, stores [
 // serveLabelValues answers a LabelValues request from stores.
 func serveLabelValues(ctx context.Context, r *storepb.LabelValuesRequest, stores []*TSDBStore) (*storepb.LabelValuesResponse, error) {
 	if r.GetLabel() == "" {
-		return nil, grpcError(ctx, fmt.Errorf("%w: label name is empty", ErrInvalidRequest))
+		return nil, GRPCError(ctx, fmt.Errorf("%w: label name is empty", ErrInvalidRequest))
 	}
 	ms, err := MatchersFromProto(r.GetMatchers())
 	if err != nil {
-		return nil, grpcError(ctx, err)
+		return nil, GRPCError(ctx, err)
 	}
 	resp := &storepb.LabelValuesResponse{}
 	for _, s := range stores {
 		values, warnings, err := s.labelValues(ctx, r, ms)
 		if err != nil {
-			return nil, grpcError(ctx, err)
+			return nil, GRPCError(ctx, err)
 		}
 		resp.Values = append(resp.Values, values...)
 		resp.Warnings = append(resp.Warnings, warnings...)
@@ -187,7 +187,7 @@ func serveInfo(ctx context.Context, component string, stores []*TSDBStore) (*inf
 	for _, s := range stores {
 		mint, maxt, err := s.timeRange()
 		if err != nil {
-			return nil, grpcError(ctx, err)
+			return nil, GRPCError(ctx, err)
 		}
 		info.MinTime, info.MaxTime = min(info.MinTime, mint), max(info.MaxTime, maxt)
 		if !s.extLabels.IsEmpty() {

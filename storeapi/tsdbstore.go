@@ -122,16 +122,17 @@ func (p plan) attach(b *labels.Builder, lset labels.Labels) labels.Labels {
 	return b.Labels()
 }
 
-// series is one series of a response before it is sent.
-type series struct {
-	lset   labels.Labels
-	chunks []*storepb.AggrChunk
+// Series is one series of a response before it is sent: its labels as clients
+// see them and its chunks.
+type Series struct {
+	Labels labels.Labels
+	Chunks []*storepb.AggrChunk
 }
 
 // selectSeries appends the store's matching series to out, in no particular
 // order. The chunk bytes alias the querier's, so the caller must call closeFn
 // only after it has sent them.
-func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, ms []*labels.Matcher, out []series) (_ []series, warnings []string, closeFn func(), err error) {
+func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, ms []*labels.Matcher, out []Series) (_ []Series, warnings []string, closeFn func(), err error) {
 	p := s.plan(ms, r.GetWithoutReplicaLabels())
 	if p.empty {
 		return out, nil, func() {}, nil
@@ -173,7 +174,7 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 			return out, nil, nil, err
 		}
 		cs := set.At()
-		sr := series{lset: p.attach(b, cs.Labels())}
+		sr := Series{Labels: p.attach(b, cs.Labels())}
 		if !r.GetSkipChunks() {
 			it = cs.Iterator(it)
 			for it.Next() {
@@ -185,12 +186,12 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 				if err != nil {
 					return out, nil, nil, fmt.Errorf("series %s: %w", cs.Labels(), err)
 				}
-				sr.chunks = append(sr.chunks, &storepb.AggrChunk{MinTime: m.MinTime, MaxTime: m.MaxTime, Raw: raw})
+				sr.Chunks = append(sr.Chunks, &storepb.AggrChunk{MinTime: m.MinTime, MaxTime: m.MaxTime, Raw: raw})
 			}
 			if err := it.Err(); err != nil {
 				return out, nil, nil, fmt.Errorf("iterate chunks of %s: %w", cs.Labels(), err)
 			}
-			if len(sr.chunks) == 0 {
+			if len(sr.Chunks) == 0 {
 				continue
 			}
 		}
@@ -214,7 +215,7 @@ func chunkToProto(c chunkenc.Chunk) (*storepb.Chunk, error) {
 	case chunkenc.EncFloatHistogram:
 		t = storepb.Chunk_FLOAT_HISTOGRAM
 	case chunkenc.EncXOR2:
-		xc, err := reencodeXOR(c)
+		xc, err := ReencodeXOR(c)
 		if err != nil {
 			return nil, fmt.Errorf("re-encode xor2 chunk: %w", err)
 		}
@@ -226,7 +227,9 @@ func chunkToProto(c chunkenc.Chunk) (*storepb.Chunk, error) {
 	return &storepb.Chunk{Type: t, Data: data, Hash: xxhash.Sum64(data)}, nil
 }
 
-func reencodeXOR(c chunkenc.Chunk) (chunkenc.Chunk, error) {
+// ReencodeXOR re-encodes a float chunk of another encoding (XOR2) as XOR, the
+// float encoding every Store API client reads.
+func ReencodeXOR(c chunkenc.Chunk) (chunkenc.Chunk, error) {
 	xc := chunkenc.NewXORChunk()
 	app, err := xc.Appender()
 	if err != nil {
@@ -329,8 +332,10 @@ func (s *TSDBStore) timeRange() (mint, maxt int64, err error) {
 	return mint, math.MaxInt64, nil
 }
 
-// grpcError maps an error to a gRPC status at the edge.
-func grpcError(ctx context.Context, err error) error {
+// GRPCError maps an error of a store to a gRPC status at the edge: invalid
+// matchers and requests are InvalidArgument, the request's own cancellation or
+// deadline its context error, anything else Internal. Statuses pass through.
+func GRPCError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}

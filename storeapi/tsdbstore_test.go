@@ -40,27 +40,6 @@ func write(t *testing.T, db *tsdb.DB, data []storeapitest.Series) {
 	require.NoError(t, app.Commit())
 }
 
-// splitAt returns the samples of data before and from ts, as two fixtures.
-func splitAt(data []storeapitest.Series, ts int64) (before, after []storeapitest.Series) {
-	for _, s := range data {
-		var b, a []storeapitest.Sample
-		for _, smp := range s.Samples {
-			if smp.T < ts {
-				b = append(b, smp)
-			} else {
-				a = append(a, smp)
-			}
-		}
-		if len(b) > 0 {
-			before = append(before, storeapitest.Series{Labels: s.Labels, Samples: b})
-		}
-		if len(a) > 0 {
-			after = append(after, storeapitest.Series{Labels: s.Labels, Samples: a})
-		}
-	}
-	return before, after
-}
-
 // middle returns the middle of the fixture's time range.
 func middle(data []storeapitest.Series) int64 {
 	lo, hi := data[0].Samples[0].T, data[0].Samples[0].T
@@ -98,7 +77,7 @@ func TestTSDBStoreAcceptance(t *testing.T) {
 			return storeapitest.Serve(t, s, s)
 		}},
 		{"multi store over two TSDBs split in time", func(t *testing.T, data []storeapitest.Series, ext labels.Labels) (storepb.StoreClient, infopb.InfoClient) {
-			before, after := splitAt(data, middle(data))
+			before, after := storeapitest.SplitAt(data, middle(data))
 			a, b := openTSDB(t, nil), openTSDB(t, nil)
 			write(t, a, before)
 			write(t, b, after)

@@ -23,27 +23,6 @@ func appendFixture(t *testing.T, m *Manager, tenant string, data []storeapitest.
 	require.NoError(t, app.Commit())
 }
 
-// splitFixture returns the samples of data before and from ts.
-func splitFixture(data []storeapitest.Series, ts int64) (before, after []storeapitest.Series) {
-	for _, s := range data {
-		var b, a []storeapitest.Sample
-		for _, smp := range s.Samples {
-			if smp.T < ts {
-				b = append(b, smp)
-			} else {
-				a = append(a, smp)
-			}
-		}
-		if len(b) > 0 {
-			before = append(before, storeapitest.Series{Labels: s.Labels, Samples: b})
-		}
-		if len(a) > 0 {
-			after = append(after, storeapitest.Series{Labels: s.Labels, Samples: a})
-		}
-	}
-	return before, after
-}
-
 func TestStoreServerAcceptance(t *testing.T) {
 	storeapitest.AcceptanceTest(t, func(t *testing.T, data []storeapitest.Series, ext labels.Labels) (storepb.StoreClient, infopb.InfoClient) {
 		tenant := ext.Get(DefaultTenantLabelName)
@@ -58,7 +37,7 @@ func TestStoreServerAcceptance(t *testing.T) {
 		for _, s := range data {
 			lo, hi = min(lo, s.Samples[0].T), max(hi, s.Samples[len(s.Samples)-1].T)
 		}
-		before, after := splitFixture(data, lo+(hi-lo)/2)
+		before, after := storeapitest.SplitAt(data, lo+(hi-lo)/2)
 		appendFixture(t, m, tenant, before)
 		tn := m.tenantFor(tenant)
 		require.NoError(t, flushHead(context.Background(), tn.db, m.opts.BlockDuration.Milliseconds()))

@@ -91,6 +91,28 @@ const (
 // externalLabels are the external labels the suite gives its store. a_replica
 // sorts before every series label, region overrides a series' own region label,
 // and tenant_id is the tenant of a receiver's store.
+// SplitAt returns the samples of data before ts and from ts on, as two
+// fixtures: the data of two blocks or stores split in time.
+func SplitAt(data []Series, ts int64) (before, after []Series) {
+	for _, s := range data {
+		var b, a []Sample
+		for _, smp := range s.Samples {
+			if smp.T < ts {
+				b = append(b, smp)
+			} else {
+				a = append(a, smp)
+			}
+		}
+		if len(b) > 0 {
+			before = append(before, Series{Labels: s.Labels, Samples: b})
+		}
+		if len(a) > 0 {
+			after = append(after, Series{Labels: s.Labels, Samples: a})
+		}
+	}
+	return before, after
+}
+
 func externalLabels() labels.Labels {
 	return labels.FromStrings("a_replica", "r1", "region", "eu", "tenant_id", "team-a")
 }

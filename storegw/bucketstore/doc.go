@@ -1,0 +1,53 @@
+// Package bucketstore serves blocks in object storage over the Store API
+// (storepb.StoreServer and infopb.InfoServer) with ranged reads only: no block
+// is ever downloaded whole.
+//
+// # Model
+//
+// A Block is one block of the bucket. Opening it loads its index header
+// (storegw/indexheader), which is local and small: the symbol table and where
+// each postings list lies in the index. Everything else is read per request:
+//
+//  1. Matchers become postings. An equality matcher is one postings list; a
+//     regular expression, or any matcher on a label name, is the union of the
+//     lists of the label's values that it matches (from the header). A matcher
+//     that matches the empty value also selects series without the label, so it
+//     becomes "every series (the "" = "" list) minus those with a value it
+//     rejects", as in Prometheus. The sorted series references are intersected
+//     and subtracted. In index format 2 and 3 a reference is the offset of the
+//     series entry divided by 16.
+//  2. Series entries (uvarint length, label symbol references, chunk metas, CRC32)
+//     are read at those offsets. Their length is unknown until read, so each is
+//     read with a 512-byte window and read again with its exact length if longer.
+//  3. Chunks (uvarint length, encoding byte, data, CRC32) are read from the
+//     segment files "<ULID>/chunks/NNNNNN" at their references (segment index
+//     << 32 | offset), with a 1 KiB window and the same fallback. Segment sizes
+//     come from meta.json's file list, so no read runs past an object's end.
+//
+// In every step, wanted ranges of one object that overlap or lie within 4 KiB
+// of each other are fetched with one GetRange: a few wasted bytes cost far less
+// than a request. Only chunks overlapping the request's time range are read, and
+// none with skip_chunks. Checksums of series entries, postings lists and chunks
+// are verified; a malformed or short read is an error wrapping ErrCorrupt or
+// ErrTruncated whose message names the block, and it fails only the requests
+// that touch that block.
+//
+// # Store
+//
+// A Store serves a set of Blocks that Add and Remove change at any time, which
+// blocksync.Syncer's OnAdd and OnRemove hooks call. It follows the Store API
+// contract (docs/storeapi.md) as storeapi.TSDBStore does: the block's external
+// labels from meta.json's thanos.labels are attached to every series, replacing
+// a series label of the same name; matchers on them are evaluated against the
+// external value and select or skip the whole block; without_replica_labels
+// drops external labels; the stream is sorted by the labels clients see, and
+// series with equal labels from several blocks go out as one with their chunks
+// sorted by time. Blocks are filtered by time range and read concurrently.
+// LabelNames and LabelValues answer from the index headers when the request has
+// no matchers on series labels, and otherwise read the matching series entries
+// (never chunks); their time filter is whole blocks.
+//
+// The Store counts what it reads from the bucket in
+// strata_bucketstore_bucket_bytes_read_total and
+// strata_bucketstore_bucket_range_requests_total, and in ReadStats.
+package bucketstore

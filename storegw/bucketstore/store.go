@@ -1,0 +1,278 @@
+package bucketstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/stratametrics/strata/block"
+	"github.com/stratametrics/strata/objstore"
+	"github.com/stratametrics/strata/storeapi"
+	"github.com/stratametrics/strata/storeapi/infopb"
+	"github.com/stratametrics/strata/storeapi/storepb"
+)
+
+// ComponentType is the component type the Info API reports.
+const ComponentType = "store"
+
+// blockConcurrency bounds how many blocks one request reads at the same time.
+const blockConcurrency = 8
+
+// Store serves the Store API (storepb.StoreServer) and the Info API
+// (infopb.InfoServer) over the blocks added to it. Add and Remove may be called
+// at any time, concurrently with requests; a request uses the blocks served when
+// it started. It is safe for concurrent use.
+type Store struct {
+	storepb.UnimplementedStoreServer
+	infopb.UnimplementedInfoServer
+
+	bkt     *meteredBucket
+	dir     string
+	logger  *slog.Logger
+	metrics *metrics
+
+	mu     sync.RWMutex
+	blocks map[ulid.ULID]*Block
+}
+
+// NewStore returns a store without blocks that reads from bkt and keeps index
+// headers under dir. reg and logger may be nil.
+func NewStore(bkt objstore.BucketReader, dir string, reg prometheus.Registerer, logger *slog.Logger) *Store {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m := newMetrics(reg)
+	return &Store{
+		bkt:     &meteredBucket{BucketReader: bkt, m: m},
+		dir:     dir,
+		logger:  logger,
+		metrics: m,
+		blocks:  map[ulid.ULID]*Block{},
+	}
+}
+
+// Add opens the block meta describes and starts serving it; its index header is
+// built from the bucket if dir does not hold a valid one. Adding a block that is
+// served already does nothing. It has the signature of blocksync's OnAdd.
+func (s *Store) Add(ctx context.Context, meta *block.Meta) error {
+	s.mu.RLock()
+	_, ok := s.blocks[meta.ULID]
+	s.mu.RUnlock()
+	if ok {
+		return nil
+	}
+	b, err := OpenBlock(ctx, s.bkt, meta, s.dir, s.logger)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.blocks[meta.ULID] = b
+	s.metrics.blocksLoaded.Set(float64(len(s.blocks)))
+	s.mu.Unlock()
+	s.logger.Debug("serving block", "block", meta.ULID)
+	return nil
+}
+
+// Remove stops serving block id. Requests already running finish with it: a
+// Block holds nothing that must be closed. It has the signature of blocksync's
+// OnRemove.
+func (s *Store) Remove(id ulid.ULID) {
+	s.mu.Lock()
+	delete(s.blocks, id)
+	s.metrics.blocksLoaded.Set(float64(len(s.blocks)))
+	s.mu.Unlock()
+}
+
+// Blocks returns the served blocks, sorted by min time then ULID.
+func (s *Store) Blocks() []*Block {
+	s.mu.RLock()
+	out := slices.Collect(maps.Values(s.blocks))
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *Block) int {
+		if a.meta.MinTime != b.meta.MinTime {
+			if a.meta.MinTime < b.meta.MinTime {
+				return -1
+			}
+			return 1
+		}
+		return a.meta.ULID.Compare(b.meta.ULID)
+	})
+	return out
+}
+
+// ReadStats returns what the store has read from the bucket so far, index
+// headers included.
+func (s *Store) ReadStats() ReadStats {
+	return ReadStats{Bytes: s.metrics.bytes.Load(), Requests: s.metrics.requests.Load()}
+}
+
+// forEachBlock calls f for every block overlapping [mint, maxt], at most
+// blockConcurrency at a time, and returns the first error.
+func (s *Store) forEachBlock(ctx context.Context, mint, maxt int64, f func(ctx context.Context, i int, b *Block) error) (n int, err error) {
+	var blocks []*Block
+	for _, b := range s.Blocks() {
+		if b.overlaps(mint, maxt) {
+			blocks = append(blocks, b)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, blockConcurrency)
+		mu   sync.Mutex
+		errs error
+	)
+	for i, b := range blocks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := f(ctx, i, b); err != nil {
+				mu.Lock()
+				if errs == nil {
+					errs = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return len(blocks), errs
+}
+
+// Series streams the matching series of every block overlapping the request's
+// time range, sorted by labels, with series of equal labels from several blocks
+// joined into one.
+func (s *Store) Series(r *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	ctx := srv.Context()
+	ms, err := storeapi.MatchersFromProto(r.GetMatchers())
+	if err != nil {
+		return storeapi.GRPCError(ctx, err)
+	}
+	q := Query{
+		MinTime:              r.GetMinTime(),
+		MaxTime:              r.GetMaxTime(),
+		Matchers:             ms,
+		SkipChunks:           r.GetSkipChunks(),
+		WithoutReplicaLabels: r.GetWithoutReplicaLabels(),
+	}
+	var (
+		mu  sync.Mutex
+		all []Series
+	)
+	_, err = s.forEachBlock(ctx, q.MinTime, q.MaxTime, func(ctx context.Context, _ int, b *Block) error {
+		ss, err := b.Series(ctx, q)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		all = append(all, ss...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return storeapi.GRPCError(ctx, err)
+	}
+	all = storeapi.MergeSeries(all)
+	if limit := r.GetLimit(); limit > 0 && int64(len(all)) > limit {
+		all = all[:limit]
+	}
+	return storeapi.GRPCError(ctx, storeapi.SendSeries(srv, all, r.GetResponseBatchSize()))
+}
+
+// LabelNames returns the label names of the matching series, external labels
+// included. Without matchers on series labels it answers from the index headers
+// alone; otherwise it reads the matching series entries (but no chunks).
+func (s *Store) LabelNames(ctx context.Context, r *storepb.LabelNamesRequest) (*storepb.LabelNamesResponse, error) {
+	ms, err := storeapi.MatchersFromProto(r.GetMatchers())
+	if err != nil {
+		return nil, storeapi.GRPCError(ctx, err)
+	}
+	var (
+		mu    sync.Mutex
+		names []string
+	)
+	_, err = s.forEachBlock(ctx, r.GetStart(), r.GetEnd(), func(ctx context.Context, _ int, b *Block) error {
+		n, err := b.labelNames(ctx, r.GetStart(), r.GetEnd(), ms, r.GetWithoutReplicaLabels())
+		if err != nil {
+			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		mu.Lock()
+		names = append(names, n...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, storeapi.GRPCError(ctx, err)
+	}
+	return &storepb.LabelNamesResponse{Names: sortedLimited(names, r.GetLimit())}, nil
+}
+
+// LabelValues returns the values of one label of the matching series.
+func (s *Store) LabelValues(ctx context.Context, r *storepb.LabelValuesRequest) (*storepb.LabelValuesResponse, error) {
+	if r.GetLabel() == "" {
+		return nil, storeapi.GRPCError(ctx, fmt.Errorf("%w: label name is empty", storeapi.ErrInvalidRequest))
+	}
+	ms, err := storeapi.MatchersFromProto(r.GetMatchers())
+	if err != nil {
+		return nil, storeapi.GRPCError(ctx, err)
+	}
+	var (
+		mu     sync.Mutex
+		values []string
+	)
+	_, err = s.forEachBlock(ctx, r.GetStart(), r.GetEnd(), func(ctx context.Context, _ int, b *Block) error {
+		v, err := b.labelValues(ctx, r.GetStart(), r.GetEnd(), r.GetLabel(), ms, r.GetWithoutReplicaLabels())
+		if err != nil {
+			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		mu.Lock()
+		values = append(values, v...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, storeapi.GRPCError(ctx, err)
+	}
+	return &storepb.LabelValuesResponse{Values: sortedLimited(values, r.GetLimit())}, nil
+}
+
+// sortedLimited sorts and de-duplicates ss and keeps the first limit (if > 0).
+func sortedLimited(ss []string, limit int64) []string {
+	slices.Sort(ss)
+	ss = slices.Compact(ss)
+	if limit > 0 && int64(len(ss)) > limit {
+		ss = ss[:limit]
+	}
+	return ss
+}
+
+// Info reports the distinct external label sets of the blocks and the union of
+// their time ranges. Without blocks the range is empty (min > max), so that a
+// querier skips the store.
+func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
+	info := &infopb.StoreInfo{MinTime: math.MaxInt64, MaxTime: math.MinInt64, SupportsWithoutReplicaLabels: true}
+	resp := &infopb.InfoResponse{ComponentType: ComponentType, Store: info}
+	var sets []labels.Labels
+	for _, b := range s.Blocks() {
+		// A block's MaxTime is exclusive; Info's is inclusive.
+		info.MinTime, info.MaxTime = min(info.MinTime, b.meta.MinTime), max(info.MaxTime, b.meta.MaxTime-1)
+		if !b.ext.IsEmpty() {
+			sets = append(sets, b.ext)
+		}
+	}
+	slices.SortFunc(sets, labels.Compare)
+	for _, ls := range slices.CompactFunc(sets, labels.Equal) {
+		resp.LabelSets = append(resp.LabelSets, &storepb.LabelSet{Labels: storeapi.LabelsToProto(ls)})
+	}
+	return resp, nil
+}
