@@ -34,9 +34,11 @@ func TestProcOfSelf(t *testing.T) {
 	self1, err := selfCPU()
 	require.NoError(t, err)
 	require.Greater(t, after, before)
-	// /proc and getrusage see the same CPU time, /proc in 10ms ticks.
-	require.InDelta(t, (self1 - self0).Seconds(), (after - before).Seconds(), 0.05)
-	require.InDelta(t, self1.Seconds(), after.Seconds(), 0.05)
+	// /proc and getrusage see the same CPU time, /proc in 10ms ticks; the
+	// margin covers what the process's other threads use between the reads on
+	// a busy machine, and is far below a unit error.
+	require.InDelta(t, (self1 - self0).Seconds(), (after - before).Seconds(), 0.25)
+	require.InDelta(t, self1.Seconds(), after.Seconds(), 0.25)
 
 	rss, err := procRSS(pid)
 	require.NoError(t, err)
