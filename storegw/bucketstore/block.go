@@ -20,6 +20,7 @@ import (
 	"github.com/stratametrics/strata/objstore"
 	"github.com/stratametrics/strata/storeapi"
 	"github.com/stratametrics/strata/storeapi/storepb"
+	"github.com/stratametrics/strata/storegw/cache"
 	"github.com/stratametrics/strata/storegw/indexheader"
 )
 
@@ -55,6 +56,9 @@ type Block struct {
 	// segments are the chunk segment files in name order: a chunk reference's
 	// segment index is a position in this list, as in Prometheus' chunk reader.
 	segments []block.File
+	// caches are consulted before ranged reads; nil fields disable them. Set by
+	// the Store before the block is served, never after.
+	caches cache.Gateway
 }
 
 // OpenBlock opens the block meta describes: it loads its index header from
@@ -132,7 +136,7 @@ type Series = storeapi.Series
 // its time range, in the block's order (by labels before the external labels are
 // attached). An error names the block.
 func (b *Block) Series(ctx context.Context, q Query) ([]Series, error) {
-	out, err := b.series(ctx, q)
+	out, err := b.series(ctx, q, nil)
 	if err != nil {
 		return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 	}
@@ -166,7 +170,10 @@ func (b *Block) visible(without []string) (ext labels.Labels, drop []string) {
 	return bld.Labels(), drop
 }
 
-func (b *Block) series(ctx context.Context, q Query) ([]Series, error) {
+// series is Series without the block in errors. lim, which may be nil, counts
+// the request's series as soon as the postings are known and its samples as
+// chunks are read.
+func (b *Block) series(ctx context.Context, q Query, lim *limiter) ([]Series, error) {
 	if !b.overlaps(q.MinTime, q.MaxTime) {
 		return nil, nil
 	}
@@ -176,6 +183,11 @@ func (b *Block) series(ctx context.Context, q Query) ([]Series, error) {
 	}
 	refs, err := b.postings(ctx, ms)
 	if err != nil {
+		return nil, err
+	}
+	// Every reference counts, although a series without chunks in range is not
+	// sent: this is the last point before memory grows with the series.
+	if err := lim.addSeries(len(refs)); err != nil {
 		return nil, err
 	}
 	entries, err := b.readSeries(ctx, refs)
@@ -208,7 +220,7 @@ func (b *Block) series(ctx context.Context, q Query) ([]Series, error) {
 		return out, nil
 	}
 
-	data, err := b.readChunks(ctx, wanted)
+	data, err := b.readChunks(ctx, wanted, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -238,17 +250,34 @@ func (b *Block) seriesEnd() int64 {
 
 // readSeries reads and decodes the series entries of refs (sorted), in order.
 // In index format 2 and 3 a reference is the entry's offset divided by 16.
+// Entries in the series cache are not read; entries read are cached once their
+// checksum is verified and they decode.
 func (b *Block) readSeries(ctx context.Context, refs []storage.SeriesRef) ([]seriesEntry, error) {
 	start, end := int64(b.hdr.TOC().Series), b.seriesEnd()
-	parts := make([]part, 0, len(refs))
+	out := make([]seriesEntry, len(refs))
+	var keys []string
+	if b.caches.Series != nil {
+		keys = make([]string, len(refs))
+		for i, ref := range refs {
+			keys[i] = b.seriesKey(ref)
+		}
+	}
+	cached := cacheGet(b.caches.Series, keys)
+	parts := make([]part, 0, len(refs)-len(cached))
 	for i, ref := range refs {
+		if body, ok := cached[keyAt(keys, i)]; ok {
+			// A cached body was verified and decoded when it was stored.
+			if e, err := b.decodeSeries(body); err == nil {
+				out[i] = e
+				continue
+			}
+		}
 		off := int64(ref) * 16
 		if off < start || off >= end {
 			return nil, errorf(ErrCorrupt, "series reference %d points outside the series section [%d, %d)", ref, start, end)
 		}
 		parts = append(parts, part{off: off, end: min(off+seriesWindow, end), id: i})
 	}
-	out := make([]seriesEntry, len(refs))
 	var again []part
 	decode := func(p part, data []byte) error {
 		l, n := binary.Uvarint(data)
@@ -273,6 +302,9 @@ func (b *Block) readSeries(ctx context.Context, refs []storage.SeriesRef) ([]ser
 			return errorf(ErrCorrupt, "series %d: %v", refs[p.id], err)
 		}
 		out[p.id] = e
+		if keys != nil {
+			cacheSet(b.caches.Series, keys[p.id], body)
+		}
 		return nil
 	}
 	if err := fetchParts(ctx, b.bkt, b.indexName(), b.hdr.Size(), parts, decode); err != nil {
@@ -343,11 +375,32 @@ func (b *Block) decodeSeries(body []byte) (seriesEntry, error) {
 }
 
 // readChunks reads the chunks of metas and returns them by reference. A chunk
-// reference is the segment index << 32 | the offset in that segment.
-func (b *Block) readChunks(ctx context.Context, metas []chunks.Meta) (map[chunks.ChunkRef]*storepb.Chunk, error) {
+// reference is the segment index << 32 | the offset in that segment. Chunks in
+// the chunk cache are not read; chunks read are cached once their checksum is
+// verified and they convert to wire chunks. lim, which may be nil, counts the
+// samples of every chunk, cached ones first, and stops the reads at the limit.
+func (b *Block) readChunks(ctx context.Context, metas []chunks.Meta, lim *limiter) (map[chunks.ChunkRef]*storepb.Chunk, error) {
+	out := make(map[chunks.ChunkRef]*storepb.Chunk, len(metas))
+	var keys []string
+	if b.caches.Chunks != nil {
+		keys = make([]string, len(metas))
+		for i, m := range metas {
+			keys[i] = b.chunkKey(m.Ref)
+		}
+	}
+	cached := cacheGet(b.caches.Chunks, keys)
 	bySegment := map[int][]part{}
-	refs := make([]chunks.ChunkRef, 0, len(metas))
-	for _, m := range metas {
+	refs := make([]chunks.ChunkRef, 0, len(metas)-len(cached))
+	for i, m := range metas {
+		if v, ok := cached[keyAt(keys, i)]; ok {
+			if c, ok := decodeCachedChunk(v); ok {
+				if err := lim.addSamples(chunkSamples(c.Data)); err != nil {
+					return nil, err
+				}
+				out[m.Ref] = c
+				continue
+			}
+		}
 		seg, off := chunks.BlockChunkRef(m.Ref).Unpack()
 		if seg >= len(b.segments) {
 			return nil, errorf(ErrCorrupt, "chunk %d: segment %d of %d", m.Ref, seg, len(b.segments))
@@ -359,7 +412,6 @@ func (b *Block) readChunks(ctx context.Context, metas []chunks.Meta) (map[chunks
 		bySegment[seg] = append(bySegment[seg], part{off: int64(off), end: min(int64(off)+chunkWindow, size), id: len(refs)})
 		refs = append(refs, m.Ref)
 	}
-	out := make(map[chunks.ChunkRef]*storepb.Chunk, len(refs))
 	segs := make([]int, 0, len(bySegment))
 	for seg := range bySegment {
 		segs = append(segs, seg)
@@ -386,11 +438,18 @@ func (b *Block) readChunks(ctx context.Context, metas []chunks.Meta) (map[chunks
 			if got, want := crc32.Checksum(encAndData, castagnoli), binary.BigEndian.Uint32(data[int64(n)+1+int64(l):]); got != want {
 				return errorf(ErrCorrupt, "chunk %d in %s: checksum %08x, want %08x", refs[p.id], f.RelPath, got, want)
 			}
+			// Count before converting: re-encoding an XOR2 chunk is the costly part.
+			if err := lim.addSamples(chunkSamples(encAndData[1:])); err != nil {
+				return err
+			}
 			c, err := chunkProto(encAndData[0], encAndData[1:])
 			if err != nil {
 				return errorf(ErrCorrupt, "chunk %d in %s: %v", refs[p.id], f.RelPath, err)
 			}
 			out[refs[p.id]] = c
+			if b.caches.Chunks != nil {
+				b.caches.Chunks.Set(b.chunkKey(refs[p.id]), encodeCachedChunk(c))
+			}
 			return nil
 		}
 		parts := bySegment[seg]

@@ -50,4 +50,47 @@
 // The Store counts what it reads from the bucket in
 // strata_bucketstore_bucket_bytes_read_total and
 // strata_bucketstore_bucket_range_requests_total, and in ReadStats.
+//
+// # Caches
+//
+// With WithCaches, each of the three reads above first looks in its cache of a
+// cache.Gateway, and reads from the bucket only what is missing:
+//
+//	postings lists   "P:<ULID>:<len(name)>:<name><value>"  the list as in the index
+//	series entries   "S:<ULID>:<series ref>"                the entry's body
+//	chunks           "C:<ULID>:<chunk ref>"                 wire encoding byte + data
+//
+// Blocks are immutable, so entries never go stale; a removed block's entries
+// age out. Only bytes that passed their checksum (and decoded, for series
+// entries and chunks) are stored, and always as a copy, so a cache never holds
+// corrupt data or pins a larger read buffer; errors are never cached, so a
+// corrupt object fails every request that reads it. A chunk is cached after its
+// conversion to the wire encoding, so an XOR2 chunk is re-encoded only once.
+// Cached values are shared and read-only: chunks sent to clients alias them.
+// Hits and misses are counted by the caches themselves
+// (strata_storegw_cache_hits_total{cache="postings"} and so on). LabelNames and
+// LabelValues use the postings and series caches too. Without the option
+// nothing is cached.
+//
+// # Limits
+//
+// With WithLimits, a Series request fails with gRPC code ResourceExhausted and
+// a message naming the limit, for example "the query hit the series limit of
+// 1000 (--store.limits.request-series)", as soon as it is known to go past one;
+// strata_bucketstore_request_limit_hits_total{limit} counts such requests.
+// Limits count the whole request, across the blocks it reads concurrently:
+//
+//   - Series are counted per block as soon as its postings are known, before
+//     any series entry is read. The count is an upper bound of what is sent:
+//     it includes series without chunks in the time range, and a series in
+//     several blocks counts once per block.
+//   - Samples are counted from each chunk's header (every Prometheus chunk
+//     encoding starts with its sample count as a big-endian uint16) as the
+//     chunk is verified, or found in the cache, before it is converted; reads
+//     stop at the first chunk past the limit. Whole chunks count, including
+//     samples outside the time range. Requests with skip_chunks count none.
+//
+// So a refused request holds at most the postings it needed, or the chunks up
+// to the limit plus one merged range. LabelNames and LabelValues are not
+// limited.
 package bucketstore

@@ -22,7 +22,7 @@ func (b *Block) labelNames(ctx context.Context, mint, maxt int64, ms []*labels.M
 		ext.Range(func(l labels.Label) { names = append(names, l.Name) })
 		return names, nil
 	}
-	ss, err := b.series(ctx, Query{MinTime: mint, MaxTime: maxt, Matchers: ms, SkipChunks: true, WithoutReplicaLabels: without})
+	ss, err := b.series(ctx, Query{MinTime: mint, MaxTime: maxt, Matchers: ms, SkipChunks: true, WithoutReplicaLabels: without}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (b *Block) labelValues(ctx context.Context, mint, maxt int64, name string, 
 		}
 		return b.hdr.LabelValues(name), nil
 	}
-	ss, err := b.series(ctx, Query{MinTime: mint, MaxTime: maxt, Matchers: ms, SkipChunks: true, WithoutReplicaLabels: without})
+	ss, err := b.series(ctx, Query{MinTime: mint, MaxTime: maxt, Matchers: ms, SkipChunks: true, WithoutReplicaLabels: without}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ type metrics struct {
 	bytesRead     prometheus.Counter
 	rangeRequests prometheus.Counter
 	blocksLoaded  prometheus.Gauge
+	limitHits     *prometheus.CounterVec
 
 	// bytes and requests mirror the counters for ReadStats, which must work
 	// whatever registry the counters went to.
@@ -19,7 +20,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		bytesRead: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_bucketstore_bucket_bytes_read_total",
 			Help: "Bytes read from object storage by ranged reads: index headers, postings, series and chunks.",
@@ -32,7 +33,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_bucketstore_blocks_loaded",
 			Help: "Blocks currently served.",
 		}),
+		limitHits: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_bucketstore_request_limit_hits_total",
+			Help: "Series requests refused for hitting a per-request limit, by limit (series or samples).",
+		}, []string{"limit"}),
 	}
+	// Both series exist from the start, so that rate() sees the first hit.
+	m.limitHits.WithLabelValues("series")
+	m.limitHits.WithLabelValues("samples")
+	return m
 }
 
 // ReadStats counts what a Store has read from object storage since it was made.

@@ -2,6 +2,7 @@ package bucketstore
 
 import (
 	"context"
+	"encoding/binary"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -59,34 +60,58 @@ func terms(h *indexheader.Header, ms []*labels.Matcher) (out []term, ok bool) {
 }
 
 // postings returns the sorted series references of the block's series that match
-// every matcher. Each postings list needed is read with a ranged read of the
-// index; lists close to each other share one.
+// every matcher. Each postings list needed is looked up in the postings cache,
+// or else read with a ranged read of the index, lists close to each other
+// sharing one, and cached once its checksum is verified.
 func (b *Block) postings(ctx context.Context, ms []*labels.Matcher) ([]storage.SeriesRef, error) {
 	ts, ok := terms(b.hdr, ms)
 	if !ok {
 		return nil, nil
 	}
-	var (
-		parts []part
-		keys  []labels.Label
-	)
+	type want struct {
+		label      labels.Label
+		start, end int64
+	}
+	var wants []want
 	for _, t := range ts {
 		for _, k := range t.keys {
 			start, end, found := b.hdr.PostingsRange(k.Name, k.Value)
-			if !found {
-				continue
+			if found {
+				wants = append(wants, want{label: k, start: start, end: end})
 			}
-			parts = append(parts, part{off: start, end: end, id: len(keys)})
-			keys = append(keys, k)
 		}
 	}
-	lists := make(map[labels.Label][]storage.SeriesRef, len(keys))
+	var cacheKeys []string
+	if b.caches.Postings != nil {
+		cacheKeys = make([]string, len(wants))
+		for i, w := range wants {
+			cacheKeys[i] = b.postingsKey(w.label)
+		}
+	}
+	cached := cacheGet(b.caches.Postings, cacheKeys)
+	lists := make(map[labels.Label][]storage.SeriesRef, len(wants))
+	var parts []part
+	for i, w := range wants {
+		if data, ok := cached[keyAt(cacheKeys, i)]; ok {
+			// A cached list was verified when it was stored.
+			if refs, err := indexheader.DecodePostings(data); err == nil {
+				lists[w.label] = refs
+				continue
+			}
+		}
+		parts = append(parts, part{off: w.start, end: w.end, id: i})
+	}
 	err := fetchParts(ctx, b.bkt, b.indexName(), b.hdr.Size(), parts, func(p part, data []byte) error {
+		k := wants[p.id].label
 		refs, err := indexheader.DecodePostings(data)
 		if err != nil {
-			return errorf(ErrCorrupt, "postings of %s: %v", keys[p.id], err)
+			return errorf(ErrCorrupt, "postings of %s: %v", k, err)
 		}
-		lists[keys[p.id]] = refs
+		lists[k] = refs
+		if cacheKeys != nil {
+			// Only the list, not the padding after it; it decoded, so it fits.
+			cacheSet(b.caches.Postings, cacheKeys[p.id], data[:8+int(binary.BigEndian.Uint32(data))])
+		}
 		return nil
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package bucketstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,6 +13,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/stratametrics/strata/block"
 	"github.com/stratametrics/strata/objstore"
@@ -38,16 +41,22 @@ type Store struct {
 	dir     string
 	logger  *slog.Logger
 	metrics *metrics
+	opts    options
 
 	mu     sync.RWMutex
 	blocks map[ulid.ULID]*Block
 }
 
 // NewStore returns a store without blocks that reads from bkt and keeps index
-// headers under dir. reg and logger may be nil.
-func NewStore(bkt objstore.BucketReader, dir string, reg prometheus.Registerer, logger *slog.Logger) *Store {
+// headers under dir. reg and logger may be nil. Without options nothing is
+// cached and requests are not limited.
+func NewStore(bkt objstore.BucketReader, dir string, reg prometheus.Registerer, logger *slog.Logger, opts ...Option) *Store {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	m := newMetrics(reg)
 	return &Store{
@@ -55,6 +64,7 @@ func NewStore(bkt objstore.BucketReader, dir string, reg prometheus.Registerer, 
 		dir:     dir,
 		logger:  logger,
 		metrics: m,
+		opts:    o,
 		blocks:  map[ulid.ULID]*Block{},
 	}
 }
@@ -73,6 +83,7 @@ func (s *Store) Add(ctx context.Context, meta *block.Meta) error {
 	if err != nil {
 		return err
 	}
+	b.caches = s.opts.caches
 	s.mu.Lock()
 	s.blocks[meta.ULID] = b
 	s.metrics.blocksLoaded.Set(float64(len(s.blocks)))
@@ -168,17 +179,22 @@ func (s *Store) Series(r *storepb.SeriesRequest, srv storepb.Store_SeriesServer)
 	var (
 		mu  sync.Mutex
 		all []Series
+		lim = newLimiter(s.opts, func(what string) { s.metrics.limitHits.WithLabelValues(what).Inc() })
 	)
 	_, err = s.forEachBlock(ctx, q.MinTime, q.MaxTime, func(ctx context.Context, _ int, b *Block) error {
-		ss, err := b.Series(ctx, q)
+		ss, err := b.series(ctx, q, lim)
 		if err != nil {
-			return err
+			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
 		mu.Lock()
 		all = append(all, ss...)
 		mu.Unlock()
 		return nil
 	})
+	if le := (*LimitError)(nil); errors.As(err, &le) {
+		// The limit's own message, without the block that happened to hit it.
+		return status.Error(codes.ResourceExhausted, le.Error())
+	}
 	if err != nil {
 		return storeapi.GRPCError(ctx, err)
 	}
