@@ -41,7 +41,7 @@ func runMain(args []string) int {
 		Default("logfmt").Enum("logfmt", "json")
 
 	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
-	for _, c := range []command{receiveCommand, queryCommand, upCommand, toolsCommand} {
+	for _, c := range []command{receiveCommand, queryCommand, storeCommand, upCommand, toolsCommand} {
 		name, run := c(app)
 		runs[name] = run
 	}
