@@ -42,6 +42,25 @@ type storeConfig struct {
 }
 
 func storeCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+	cmd, c := registerStore(app)
+	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
+		return runStore(c, logger, reg)
+	}
+}
+
+// parseStoreArgs parses `store` flags into a configuration, with every default
+// applied; strata up builds its store gateway with it.
+func parseStoreArgs(args []string) (*storeConfig, error) {
+	app := kingpin.New("strata", "")
+	_, c := registerStore(app)
+	if _, err := app.Parse(append([]string{"store"}, args...)); err != nil {
+		return nil, fmt.Errorf("store gateway flags: %w", err)
+	}
+	return c, nil
+}
+
+// registerStore registers the store command and its flags on app.
+func registerStore(app *kingpin.Application) (*kingpin.CmdClause, *storeConfig) {
 	cmd := app.Command("store", "Serve the blocks in object storage over the Store API (a store gateway), reading only the parts of each block a query needs.")
 	c := &storeConfig{objstore: registerObjstoreFlags(cmd)}
 	cmd.Flag("data-dir", "Local cache of index headers; safe to delete.").Default("./data/store").StringVar(&c.dataDir)
@@ -70,16 +89,16 @@ func storeCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometh
 		Default("0").Int64Var(&c.limitSeries)
 	cmd.Flag("store.limits.request-samples", "Most samples one Series request may fetch, counted by whole chunks; more fails the request with ResourceExhausted. 0 means no limit.").
 		Default("0").Int64Var(&c.limitSamples)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runStore(c, logger, reg)
-	}
+	return cmd, c
 }
 
 // storeGateway is a built store gateway: a bucket store fed by a block syncer.
 type storeGateway struct {
-	store  *bucketstore.Store
-	syncer *blocksync.Syncer
-	ready  atomic.Bool // the first sync succeeded
+	store   *bucketstore.Store
+	syncer  *blocksync.Syncer
+	ready   atomic.Bool // the first sync succeeded
+	grpcLis net.Listener
+	grpcSrv *grpc.Server
 }
 
 func newStoreGateway(ctx context.Context, c *storeConfig, reg prometheus.Registerer, logger *slog.Logger) (*storeGateway, error) {
@@ -153,30 +172,42 @@ func (gw *storeGateway) addTo(g *run.Group, logger *slog.Logger) {
 	}, func(error) { cancel() })
 }
 
+// listenGRPC starts listening for the gateway's Store API.
+func (gw *storeGateway) listenGRPC(addr string) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	gw.grpcLis, gw.grpcSrv = lis, grpc.NewServer()
+	storepb.RegisterStoreServer(gw.grpcSrv, gw.store)
+	infopb.RegisterInfoServer(gw.grpcSrv, gw.store)
+	return nil
+}
+
+// serveGRPC serves the Store API in g.
+func (gw *storeGateway) serveGRPC(g *run.Group, logger *slog.Logger) {
+	g.Add(func() error {
+		logger.Info("listening", "server", "grpc", "address", gw.grpcLis.Addr().String())
+		return gw.grpcSrv.Serve(gw.grpcLis)
+	}, func(error) { gw.grpcSrv.GracefulStop() })
+}
+
 func runStore(c *storeConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	gw, err := newStoreGateway(context.Background(), c, reg, logger)
 	if err != nil {
 		return err
 	}
-	grpcLis, err := net.Listen("tcp", c.grpcAddress)
-	if err != nil {
+	if err := gw.listenGRPC(c.grpcAddress); err != nil {
 		return err
 	}
-	grpcSrv := grpc.NewServer()
-	storepb.RegisterStoreServer(grpcSrv, gw.store)
-	infopb.RegisterInfoServer(grpcSrv, gw.store)
-
 	srv, lis, err := listen(c.httpAddress, opsMux(reg, gw.ready.Load))
 	if err != nil {
-		return errors.Join(err, grpcLis.Close())
+		return errors.Join(err, gw.grpcLis.Close())
 	}
 	var g run.Group
 	gw.addTo(&g, logger)
 	addServer(&g, srv, lis, logger.With("server", "http"))
-	g.Add(func() error {
-		logger.Info("listening", "server", "grpc", "address", grpcLis.Addr().String())
-		return grpcSrv.Serve(grpcLis)
-	}, func(error) { grpcSrv.GracefulStop() })
+	gw.serveGRPC(&g, logger)
 	g.Add(signalActor(context.Background(), func() {}))
 	err = g.Run()
 	if errors.Is(err, errInterrupted) {

@@ -34,7 +34,7 @@ type upConfig struct {
 }
 
 func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) over a filesystem bucket and a querier, storing their own metrics.")
+	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket and a querier over all of them, storing their own metrics.")
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
@@ -81,16 +81,38 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		if err != nil {
 			return errors.Join(err, closeAll())
 		}
-		r, err := newReceiver(rc, prometheus.WrapRegistererWith(prometheus.Labels{"receiver": name}, reg), nil, logger.With("receiver", name))
+		// One label name for every part, so that metrics they share (bucket
+		// operations) stay one consistent family.
+		r, err := newReceiver(rc, prometheus.WrapRegistererWith(prometheus.Labels{"component": name}, reg), nil, logger.With("receiver", name))
 		if err != nil {
 			return errors.Join(fmt.Errorf("start %s: %w", name, err), closeAll())
 		}
 		receivers = append(receivers, r)
 	}
 
+	// A store gateway serves the blocks the receivers ship to the bucket.
+	sc, err := parseStoreArgs([]string{
+		"--objstore.config=" + bucket,
+		"--data-dir=" + filepath.Join(c.dataDir, "store"),
+		"--sync-block-duration=1m",
+	})
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
+	gw, err := newStoreGateway(context.Background(), sc, prometheus.WrapRegistererWith(prometheus.Labels{"component": "store"}, reg), logger.With("component", "store"))
+	if err != nil {
+		return errors.Join(fmt.Errorf("start the store gateway: %w", err), closeAll())
+	}
+	if err := gw.listenGRPC("127.0.0.1:0"); err != nil {
+		return errors.Join(fmt.Errorf("start the store gateway: %w", err), closeAll())
+	}
+
 	// Ready once every receiver replayed its WAL and the ring holds all of them:
 	// writes before that would land on owners that change a moment later.
 	ready := func() bool {
+		if !gw.ready.Load() {
+			return false
+		}
 		for _, r := range receivers {
 			if !r.mgr.Ready() {
 				return false
@@ -111,10 +133,10 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	for _, r := range receivers {
 		qargs = append(qargs, "--endpoint="+r.grpcLis.Addr().String())
 	}
+	qargs = append(qargs, "--endpoint="+gw.grpcLis.Addr().String())
 	if _, err := qapp.Parse(qargs); err != nil {
 		return errors.Join(fmt.Errorf("querier flags: %w", err), closeAll())
 	}
-	var err error
 	query, err = newQueryComponent(qc, prometheus.WrapRegistererWith(prometheus.Labels{"component": "query"}, reg), logger.With("component", "query"))
 	if err != nil {
 		return errors.Join(err, closeAll())
@@ -133,6 +155,8 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		r.addTo(&g)
 	}
 	query.addTo(&g)
+	gw.addTo(&g, logger.With("component", "store"))
+	gw.serveGRPC(&g, logger.With("component", "store"))
 	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
 	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
 	if !c.disableSelfScape {
