@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -23,6 +24,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/internal/miniotest"
+	"github.com/stratametrics/strata/objstore"
 )
 
 // strataTenantLabel is the external label every receiver attaches to the series
@@ -42,6 +46,20 @@ const (
 // Kahan summation in sum and avg, and histogram_quantile's exponential
 // interpolation (see TestPromQLParity), change the last bits of some results.
 const parityRelTolerance = 1e-9
+
+// parityCase is one PromQL expression of the parity test.
+type parityCase struct {
+	name string
+	expr string
+	// ordered: the instant query's order is part of the answer (sort).
+	ordered bool
+	// empty: the correct answer is empty, so an empty answer proves something.
+	empty bool
+	// instantOnly: a range vector, which has no range query.
+	instantOnly bool
+	// value, if set, is the instant answer the test data is designed to give.
+	value *float64
+}
 
 // TestPromQLParity has a real Prometheus 2.42 scrape itself every second and
 // remote-write everything to `strata up`, adds one native histogram series to
@@ -75,8 +93,9 @@ func TestPromQLParity(t *testing.T) {
 
 	// strata up stores only what Prometheus and the test send it.
 	rwAddr, httpAddr := freeAddr(t), freeAddr(t)
+	upDataDir := t.TempDir()
 	up := startProcess(t, "strata up", strataBin, "up",
-		"--data-dir="+t.TempDir(),
+		"--data-dir="+upDataDir,
 		"--remote-write.address="+rwAddr,
 		"--http-address="+httpAddr,
 		"--self-scrape.disable",
@@ -163,18 +182,7 @@ func TestPromQLParity(t *testing.T) {
 		require.Zero(t, v, m)
 	}
 
-	cases := []struct {
-		name string
-		expr string
-		// ordered: the instant query's order is part of the answer (sort).
-		ordered bool
-		// empty: the correct answer is empty, so an empty answer proves something.
-		empty bool
-		// instantOnly: a range vector, which has no range query.
-		instantOnly bool
-		// value, if set, is the instant answer the test data is designed to give.
-		value *float64
-	}{
+	cases := []parityCase{
 		{name: "selector", expr: `up{job="prometheus"}`},
 		{name: "regex selector", expr: `{__name__=~"prometheus_tsdb_head_.+", job="prometheus"}`},
 		{name: "all raw samples", expr: `{__name__=~".+"}[1h]`, instantOnly: true},
@@ -327,6 +335,76 @@ func TestPromQLParity(t *testing.T) {
 	})
 	require.NoError(t, tw.Flush())
 	t.Logf("T=%s (last scrape %s), %d self-scrapes, subquery inner offset %dms\n%s", evalTime, formatMillis(last), len(scrapes), innerOffset, table.String())
+
+	// The same answers from the bucket alone: strata up flushes and ships every
+	// head on shutdown; the shipped blocks are copied into a real MinIO bucket, and
+	// a querier that talks only to a store gateway over it must answer as
+	// Prometheus does.
+	t.Run("store gateway over MinIO", func(t *testing.T) {
+		require.NoError(t, up.stop(t, syscall.SIGTERM, 2*time.Minute))
+		fsBucket, err := objstore.NewFilesystem(filepath.Join(upDataDir, "bucket"))
+		require.NoError(t, err)
+		minio := miniotest.Start(t)
+		bucketYAML := minio.NewBucketYAML(t, "parity")
+		s3Bucket, err := objstore.NewBucket(ctx, bucketYAML, nil, nil)
+		require.NoError(t, err)
+		copied := copyBucket(t, fsBucket, s3Bucket)
+		require.NotZero(t, copied, "strata up shipped blocks on shutdown")
+
+		storeGRPC, storeHTTP, queryHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
+		store := startProcess(t, "strata store", strataBin, "store",
+			"--objstore.config="+string(bucketYAML),
+			"--data-dir="+t.TempDir(),
+			"--grpc-address="+storeGRPC,
+			"--http-address="+storeHTTP,
+		)
+		waitHTTP(t, store, "http://"+storeHTTP+"/-/ready", time.Minute)
+		query := startProcess(t, "strata query", strataBin, "query",
+			"--endpoint="+storeGRPC,
+			"--endpoint.info-interval=200ms",
+			"--http-address="+queryHTTP,
+		)
+		gwURL := "http://" + queryHTTP
+		waitHTTP(t, query, gwURL+"/-/ready", time.Minute)
+		require.Eventually(t, func() bool {
+			res, err := fetchQuery(ctx, gwURL, "/api/v1/query", url.Values{"query": {`up{job="prometheus"}`}, "time": {evalTime}})
+			return err == nil && len(res.series) == 1
+		}, time.Minute, 200*time.Millisecond, "the querier finds the store gateway's data")
+
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				instant := url.Values{"query": {c.expr}, "time": {evalTime}}
+				want := queryResult(t, promURL, "/api/v1/query", instant)
+				got := queryResult(t, gwURL, "/api/v1/query", instant)
+				var fc floatComparer
+				require.NoError(t, diffQueryResults(want, got, c.ordered, &fc), "instant query %s at %s\nPrometheus: %s\nstore gateway: %s", c.expr, evalTime, want.raw, got.raw)
+				if c.instantOnly {
+					return
+				}
+				rng := url.Values{"query": {c.expr}, "start": {startTime}, "end": {evalTime}, "step": {"1s"}}
+				wantRange := queryResult(t, promURL, "/api/v1/query_range", rng)
+				gotRange := queryResult(t, gwURL, "/api/v1/query_range", rng)
+				require.NoError(t, diffQueryResults(wantRange, gotRange, false, &fc), "range query %s over [%s, %s]\nPrometheus: %s\nstore gateway: %s", c.expr, startTime, evalTime, wantRange.raw, gotRange.raw)
+			})
+		}
+	})
+}
+
+// copyBucket copies every object of src into dst and returns how many.
+func copyBucket(t *testing.T, src, dst objstore.Bucket) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	require.NoError(t, src.Iter(ctx, "", func(name string) error {
+		r, err := src.Get(ctx, name)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = r.Close() }()
+		n++
+		return dst.Upload(ctx, name, r)
+	}, objstore.WithRecursiveIter()))
+	return n
 }
 
 // writeParityPromConfig writes Prometheus' configuration: remote write to
