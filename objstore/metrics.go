@@ -27,9 +27,10 @@ func operations() []string {
 }
 
 type bucketMetrics struct {
-	ops      *prometheus.CounterVec
-	failures *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	ops       *prometheus.CounterVec
+	failures  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	readBytes *prometheus.CounterVec
 }
 
 func newBucketMetrics(reg prometheus.Registerer) *bucketMetrics {
@@ -49,6 +50,10 @@ func newBucketMetrics(reg prometheus.Registerer) *bucketMetrics {
 			NativeHistogramBucketFactor:     1.1,
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"bucket", "operation"})),
+		readBytes: registerOrExisting(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_objstore_bucket_read_bytes_total",
+			Help: "Bytes read from the readers of get and get_range operations.",
 		}, []string{"bucket", "operation"})),
 	}
 }
@@ -84,15 +89,17 @@ type instrumentedBucket struct {
 
 // opMetrics are the series of one operation on one bucket.
 type opMetrics struct {
-	ops      prometheus.Counter
-	failures prometheus.Counter
-	duration prometheus.Observer
+	ops       prometheus.Counter
+	failures  prometheus.Counter
+	duration  prometheus.Observer
+	readBytes prometheus.Counter
 }
 
 // NewInstrumentedBucket wraps bkt so that each operation is counted in
 // strata_objstore_bucket_operations_total, failures in
 // strata_objstore_bucket_operation_failures_total and durations in
-// strata_objstore_bucket_operation_duration_seconds, labelled with bkt.Name()
+// strata_objstore_bucket_operation_duration_seconds and the bytes read by get and
+// get_range in strata_objstore_bucket_read_bytes_total, labelled with bkt.Name()
 // and the operation. ErrNotFound is not a failure of get, get_range, exists or
 // attributes: asking is how callers find out. context.Canceled is never a
 // failure: the caller gave up. Get and GetRange are timed until the returned
@@ -105,9 +112,10 @@ func NewInstrumentedBucket(bkt Bucket, reg prometheus.Registerer) Bucket {
 	ib := &instrumentedBucket{bkt: bkt, metrics: make(map[string]opMetrics, len(operations()))}
 	for _, op := range operations() {
 		ib.metrics[op] = opMetrics{
-			ops:      m.ops.WithLabelValues(bkt.Name(), op),
-			failures: m.failures.WithLabelValues(bkt.Name(), op),
-			duration: m.duration.WithLabelValues(bkt.Name(), op),
+			ops:       m.ops.WithLabelValues(bkt.Name(), op),
+			failures:  m.failures.WithLabelValues(bkt.Name(), op),
+			duration:  m.duration.WithLabelValues(bkt.Name(), op),
+			readBytes: m.readBytes.WithLabelValues(bkt.Name(), op),
 		}
 	}
 	return ib
@@ -158,7 +166,7 @@ func (b *instrumentedBucket) Get(ctx context.Context, name string) (io.ReadClose
 		done(err)
 		return nil, err
 	}
-	return &timedReader{rc: rc, done: done}, nil
+	return &timedReader{rc: rc, done: done, bytes: b.metrics[opGet].readBytes}, nil
 }
 
 // GetRange implements BucketReader.
@@ -169,7 +177,7 @@ func (b *instrumentedBucket) GetRange(ctx context.Context, name string, off, len
 		done(err)
 		return nil, err
 	}
-	return &timedReader{rc: rc, done: done}, nil
+	return &timedReader{rc: rc, done: done, bytes: b.metrics[opGetRange].readBytes}, nil
 }
 
 // Exists implements BucketReader.
@@ -204,17 +212,20 @@ func (b *instrumentedBucket) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-// timedReader ends the measurement of a get when it is closed, reporting the
-// first read error, if any, as the operation's outcome.
+// timedReader counts the bytes read through it and ends the measurement of a
+// get when it is closed, reporting the first read error, if any, as the
+// operation's outcome.
 type timedReader struct {
 	rc      io.ReadCloser
 	done    func(error)
+	bytes   prometheus.Counter
 	readErr error
 	once    sync.Once
 }
 
 func (t *timedReader) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
+	t.bytes.Add(float64(n))
 	if err != nil && !errors.Is(err, io.EOF) && t.readErr == nil {
 		t.readErr = err
 	}

@@ -99,8 +99,16 @@ strata_objstore_bucket_operations_total{bucket="`+name+`",operation="upload"} 0
 		rc, err = bkt.GetRange(ctx, "dir/object", 1, 2)
 		require.NoError(t, err)
 		check(t, "get_range", want{ops: 1, durations: 0})
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		require.Equal(t, "on", string(b))
 		require.NoError(t, rc.Close())
 		check(t, "get_range", want{ops: 1, durations: 1})
+
+		// Bytes read are counted by operation: "content" whole, then "on".
+		const readBytes = "strata_objstore_bucket_read_bytes_total"
+		require.Equal(t, float64(len("content")), counterValue(t, reg, readBytes, name, "get"))
+		require.Equal(t, 2.0, counterValue(t, reg, readBytes, name, "get_range"))
 	})
 
 	t.Run("not found is not a failure of reads", func(t *testing.T) {

@@ -183,6 +183,12 @@ func startReceive(t *testing.T, dataDir string, extra ...string) *strata {
 // metricValue scrapes url and returns the sum of the samples of the named metric
 // (all label sets), and whether it was present.
 func metricValue(ctx context.Context, url, name string) (float64, bool, error) {
+	return metricValueWith(ctx, url, name, "")
+}
+
+// metricValueWith is metricValue over the label sets whose text contains
+// labels, such as `operation="get_range"`.
+func metricValueWith(ctx context.Context, url, name, labels string) (float64, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, false, err
@@ -202,7 +208,7 @@ func metricValue(ctx context.Context, url, name string) (float64, bool, error) {
 			continue
 		}
 		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') || !strings.Contains(rest, labels) {
 			continue
 		}
 		fields := strings.Fields(line[strings.LastIndex(line, "}")+1:])

@@ -26,8 +26,9 @@ import (
 
 // TestStoreGateway runs `strata store` over a real MinIO bucket: it serves every
 // sample of the blocks in the bucket over the Store API, advertises their time
-// range and labels, and stops serving a block once its deletion mark is old
-// enough.
+// range and labels, reads little of a large block's index for a selective query
+// (as the bucket's own metrics count it), and stops serving a block once its
+// deletion mark is old enough.
 func TestStoreGateway(t *testing.T) {
 	ctx := context.Background()
 	minio := miniotest.Start(t)
@@ -54,6 +55,17 @@ func TestStoreGateway(t *testing.T) {
 			want[key] = samples
 		}
 	}
+	// A larger block, for a selective query: 20,000 series over ten minutes.
+	bigDir := t.TempDir()
+	bigID := blocktest.Create(t, bigDir, base+4*hour, base+4*hour+10*60*1000, 20000)
+	bigMeta, err := block.ReadMetaFromDir(filepath.Join(bigDir, bigID.String()))
+	require.NoError(t, err)
+	bigMeta.Thanos.Labels = map[string]string{"tenant_id": "team-c"}
+	bigMeta.Thanos.Source = block.SourceTest
+	require.NoError(t, block.Upload(ctx, nil, bkt, filepath.Join(bigDir, bigID.String()), bigMeta))
+	indexAttrs, err := bkt.Attributes(ctx, bigID.String()+"/index")
+	require.NoError(t, err)
+
 	// A partial upload (no meta.json) is ignored.
 	require.NoError(t, bkt.Upload(ctx, "01J00000000000000000000000/index", strings.NewReader("partial")))
 
@@ -76,9 +88,30 @@ func TestStoreGateway(t *testing.T) {
 	inf, err := info.Info(ctx, &infopb.InfoRequest{})
 	require.NoError(t, err)
 	require.Equal(t, base, inf.GetStore().GetMinTime())
-	require.Len(t, inf.GetLabelSets(), 2, "one label set per tenant")
+	require.Len(t, inf.GetLabelSets(), 3, "one label set per tenant")
 
-	require.Equal(t, want, seriesSamples(t, store))
+	// A selective query reads a small part of the large block's index, as the
+	// bucket's own metrics count it (the index header was built at sync).
+	metrics := "http://" + httpAddr + "/metrics"
+	const readBytes = "strata_objstore_bucket_read_bytes_total"
+	before, ok, err := metricValueWith(ctx, metrics, readBytes, `operation="get_range"`)
+	require.NoError(t, err)
+	require.True(t, ok, readBytes)
+	one := seriesSamplesMatching(t, store, &storepb.LabelMatcher{Type: storepb.LabelMatcher_EQ, Name: "series", Value: "12345"},
+		&storepb.LabelMatcher{Type: storepb.LabelMatcher_EQ, Name: "tenant_id", Value: "team-c"})
+	require.Len(t, one, 1)
+	after, _, err := metricValueWith(ctx, metrics, readBytes, `operation="get_range"`)
+	require.NoError(t, err)
+	read := after - before
+	require.Positive(t, read)
+	require.Less(t, read, 0.02*float64(indexAttrs.Size), "a one-series query read %.0f bytes; the index has %d", read, indexAttrs.Size)
+	t.Logf("a one-series query read %.0f bytes from the bucket; the block's index is %d bytes", read, indexAttrs.Size)
+
+	all := seriesSamples(t, store)
+	require.Len(t, all, 100+20000)
+	for series, samples := range want {
+		require.Equal(t, samples, all[series], series)
+	}
 
 	// A deletion mark older than --ignore-deletion-marks-delay takes team-a's
 	// block out of service at the next sync.
@@ -90,7 +123,7 @@ func TestStoreGateway(t *testing.T) {
 				return false
 			}
 		}
-		return len(got) == 50
+		return len(got) == 50+20000
 	}, 30*time.Second, 200*time.Millisecond)
 	require.NoError(t, p.stop(t, syscall.SIGTERM, 30*time.Second))
 }
@@ -99,10 +132,16 @@ func TestStoreGateway(t *testing.T) {
 // the series' labels in their string form.
 func seriesSamples(t *testing.T, store storepb.StoreClient) map[string][]blocktest.Sample {
 	t.Helper()
+	return seriesSamplesMatching(t, store, &storepb.LabelMatcher{Type: storepb.LabelMatcher_RE, Name: "__name__", Value: ".+"})
+}
+
+// seriesSamplesMatching is seriesSamples for the series that match ms.
+func seriesSamplesMatching(t *testing.T, store storepb.StoreClient, ms ...*storepb.LabelMatcher) map[string][]blocktest.Sample {
+	t.Helper()
 	stream, err := store.Series(context.Background(), &storepb.SeriesRequest{
 		MinTime:  0,
 		MaxTime:  time.Now().UnixMilli(),
-		Matchers: []*storepb.LabelMatcher{{Type: storepb.LabelMatcher_RE, Name: "__name__", Value: ".+"}},
+		Matchers: ms,
 	})
 	require.NoError(t, err)
 	out := map[string][]blocktest.Sample{}
