@@ -61,7 +61,7 @@ func AppendAll(app storage.AppenderV2, data []Series) error {
 
 // Serve serves store and info over real gRPC on a loopback port and returns
 // clients for them. Everything is stopped when the test ends.
-func Serve(t *testing.T, store storepb.StoreServer, info infopb.InfoServer) (storepb.StoreClient, infopb.InfoClient) {
+func Serve(t testing.TB, store storepb.StoreServer, info infopb.InfoServer) (storepb.StoreClient, infopb.InfoClient) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
