@@ -109,19 +109,20 @@ func benchBlock(b *testing.B, bkt objstore.Bucket, mint, maxt int64, n int) *blo
 	dir := b.TempDir()
 	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, maxt-mint)
 	require.NoError(b, err)
-	app := w.Appender(context.Background())
+	lsets := make([]labels.Labels, n)
 	for i := range n {
-		lset := labels.FromStrings(model.MetricNameLabel, "bench_metric", "instance", fmt.Sprintf("host-%d", i%100), "job", "bench", "series", fmt.Sprint(i))
-		for ts := mint; ts < maxt; ts += (maxt - mint) / 8 {
+		lsets[i] = labels.FromStrings(model.MetricNameLabel, "bench_metric", "instance", fmt.Sprintf("host-%d", i%100), "job", "bench", "series", fmt.Sprint(i))
+	}
+	// In time order, one commit per timestamp: the writer's head accepts samples
+	// only within half a block of the newest one it has committed.
+	for ts := mint; ts < maxt; ts += (maxt - mint) / 8 {
+		app := w.Appender(context.Background())
+		for i, lset := range lsets {
 			_, err := app.Append(0, lset, ts, float64(i))
 			require.NoError(b, err)
 		}
-		if i%100_000 == 99_999 {
-			require.NoError(b, app.Commit())
-			app = w.Appender(context.Background())
-		}
+		require.NoError(b, app.Commit())
 	}
-	require.NoError(b, app.Commit())
 	id, err := w.Flush(context.Background())
 	require.NoError(b, err)
 	require.NoError(b, w.Close())
