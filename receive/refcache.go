@@ -33,8 +33,11 @@ const seriesCacheMaxAge = 15 * time.Minute
 
 // seriesCache maps a hash of a series' labels as sent to its storage reference and
 // its labels as stored. Lookups take no lock and write no shared memory: they
-// read an immutable map. New entries gather in a small locked map and are merged
-// into a new immutable map once there are enough of them.
+// read an immutable table. New entries gather in a small locked map and are
+// merged into a new immutable table once there are enough of them. An entry
+// replaced in the locked map (a reference storage changed) is seen by lookups
+// after the next merge or the next fresh start; until then the old reference
+// costs storage a lookup by labels, never a wrong series.
 //
 // An entry never decides on its own which series a sample goes to: its labels
 // are compared with the labels of the request first. A reference that storage
