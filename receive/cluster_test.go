@@ -15,6 +15,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/stratametrics/strata/hashring"
 	"github.com/stratametrics/strata/tsdbshard"
@@ -39,6 +40,13 @@ func (s staticRinger) Ring(string) (hashring.Ring, error) { return s.ring, nil }
 
 // startCluster starts len(zones) nodes (zones may be empty strings) in one ring.
 func startCluster(t testing.TB, rf int, zones ...string) []*node {
+	t.Helper()
+	return startClusterWith(t, rf, func(n *node) { n.handler.RegisterReplication(n.srv) }, zones...)
+}
+
+// startClusterWith is startCluster with register registering each node's
+// replication service.
+func startClusterWith(t testing.TB, rf int, register func(*node), zones ...string) []*node {
 	t.Helper()
 	nodes := make([]*node, len(zones))
 	eps := make([]hashring.Endpoint, len(zones))
@@ -67,7 +75,7 @@ func startCluster(t testing.TB, rf int, zones ...string) []*node {
 			ForwardMaxBackoff: 200 * time.Millisecond,
 		}}, mgr, nil, nil)
 		n.srv = grpc.NewServer()
-		n.handler.RegisterReplication(n.srv)
+		register(n)
 		go func() { _ = n.srv.Serve(lis[i]) }()
 	}
 	t.Cleanup(func() {
@@ -165,6 +173,49 @@ func TestClusterPlacesCachedSeriesOnTheirOwners(t *testing.T) {
 	require.Len(t, holders, 500)
 	for series, n := range holders {
 		require.Equal(t, 2, n, "%s is held by its two owners only", series)
+	}
+}
+
+// A peer that predates forwarding bodies as received ignores the payload
+// encoding and refuses the body as a 2.0 payload; the router then sends it the
+// series encoded for it, and nothing is lost.
+func TestClusterForwardsToPeersWithoutBodySupport(t *testing.T) {
+	nodes := startClusterWith(t, 3, func(n *node) {
+		if n.name != "node-2" {
+			n.handler.RegisterReplication(n.srv)
+			return
+		}
+		n.srv.RegisterService(&grpc.ServiceDesc{
+			ServiceName: replicationService,
+			HandlerType: (*replicationServer)(nil),
+			Methods: []grpc.MethodDesc{{
+				MethodName: "Write",
+				Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+					in := new(wrapperspb.BytesValue)
+					if err := dec(in); err != nil {
+						return nil, err
+					}
+					// Field 3 is unknown to such a peer: it reads every payload as 2.0.
+					tenant, payload, _, err := parseForwardRequest(in.GetValue())
+					if err != nil {
+						return nil, err
+					}
+					return n.handler.forwardedWrite(ctx, &wrapperspb.BytesValue{Value: appendForwardRequest(nil, tenant, payload, forwardV2)})
+				},
+			}},
+		}, n.handler)
+	}, "", "", "")
+	now := time.Now().UnixMilli()
+	for round := range 2 {
+		w := postTo(t, nodes[0].handler, clusterSeries(300, now+int64(round)*1000, 1))
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	}
+	for _, n := range nodes {
+		got := n.seriesSet(t)
+		require.Len(t, got, 300, "%s holds every series", n.name)
+		for series, samples := range got {
+			require.Equal(t, 2, samples, "%s on %s", series, n.name)
+		}
 	}
 }
 

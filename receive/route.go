@@ -375,35 +375,58 @@ func addToGroup(groups []forwardGroup, sel []int32, ep int) []forwardGroup {
 func (r *router) forwardGroup(ctx context.Context, tenant string, eps []hashring.Endpoint, g forwardGroup, b *batch, encoded *sync.WaitGroup, results chan<- outcome) {
 	fb := r.encoders.Get().(*forwardBuffers)
 	defer r.encoders.Put(fb)
-	if req := &b.req; len(g.sel) == len(req.series) && len(b.body) > 0 {
+	req := &b.req
+	raw := forwardV2
+	if len(g.sel) == len(req.series) && len(b.body) > 0 {
 		// The peers own every series: send them the body as received, which is
 		// smaller and costs nothing to make. Its series are in the same order as
 		// in g.sel, so the peers' answers index the same series.
-		enc := forwardSnappy1
+		raw = forwardSnappy1
 		if req.proto == protoV2 {
-			enc = forwardSnappy2
+			raw = forwardSnappy2
 		}
-		fb.frame = appendForwardRequest(fb.frame[:0], tenant, b.body, enc)
+		fb.frame = appendForwardRequest(fb.frame[:0], tenant, b.body, raw)
 	} else {
 		fb.payload = fb.enc.encodeV2(fb.payload[:0], req, g.sel)
 		fb.frame = appendForwardRequest(fb.frame[:0], tenant, fb.payload, forwardV2)
 	}
 	encoded.Done()
 
-	if len(g.eps) == 1 {
-		resp, err := r.forward(ctx, eps[g.eps[0]], fb.frame)
+	send := func(ep int) {
+		resp, err := r.forward(ctx, eps[ep], fb.frame)
+		if err != nil && raw != forwardV2 && forwardPermanent(err) {
+			// A peer that predates bodies as received reads one as a 2.0
+			// payload and refuses it: send it the series encoded for it.
+			resp, err = r.forwardEncoded(ctx, tenant, eps[ep], b.body, raw, g.sel)
+		}
 		results <- outcome{sel: g.sel, resp: resp, err: err}
+	}
+	if len(g.eps) == 1 {
+		send(g.eps[0])
 		return
 	}
 	// The frame is only read while it is sent, so the peers share it.
 	var sent sync.WaitGroup
 	for _, ep := range g.eps {
-		sent.Go(func() {
-			resp, err := r.forward(ctx, eps[ep], fb.frame)
-			results <- outcome{sel: g.sel, resp: resp, err: err}
-		})
+		sent.Go(func() { send(ep) })
 	}
 	sent.Wait()
+}
+
+// forwardEncoded decodes body (of encoding enc) afresh, encodes the series of sel
+// as a Remote Write 2.0 payload and forwards it to ep. It works on its own copy
+// of the request, since the local append may own parts of the original by now.
+func (r *router) forwardEncoded(ctx context.Context, tenant string, ep hashring.Endpoint, body []byte, enc forwardEncoding, sel []int32) (forwardResponse, error) {
+	nb := r.h.pool.Get().(*batch)
+	defer r.h.release(nb)
+	if err := r.h.decodeForwarded(nb, body, enc); err != nil {
+		return forwardResponse{}, fmt.Errorf("decode the request again for %s: %w", ep.Name, err)
+	}
+	fb := r.encoders.Get().(*forwardBuffers)
+	defer r.encoders.Put(fb)
+	fb.payload = fb.enc.encodeV2(fb.payload[:0], &nb.req, sel)
+	fb.frame = appendForwardRequest(fb.frame[:0], tenant, fb.payload, forwardV2)
+	return r.forward(ctx, ep, fb.frame)
 }
 
 // forward writes an encoded forward request to the owner ep.
