@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"time"
 
@@ -59,20 +58,10 @@ func ParseDeletionMark(b []byte, id ulid.ULID) (*DeletionMark, error) {
 
 // ReadDeletionMark reads the deletion mark of block id from bkt. A block without a
 // mark yields an error matching objstore.ErrNotFound.
-func ReadDeletionMark(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID) (_ *DeletionMark, err error) {
-	name := path.Join(id.String(), DeletionMarkFilename)
-	rc, err := bkt.Get(ctx, name)
+func ReadDeletionMark(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID) (*DeletionMark, error) {
+	b, err := readObject(ctx, bkt, path.Join(id.String(), DeletionMarkFilename))
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", name, err)
-	}
-	defer func() {
-		if cerr := rc.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s: %w", name, cerr)
-		}
-	}()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, err
 	}
 	return ParseDeletionMark(b, id)
 }
