@@ -13,52 +13,13 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/stratametrics/strata/loadgen"
 )
 
-// LoadReport is the JSON report of `strata tools bench write --format=json`.
-// Counts are float64 as they are in JSON; they are exact up to 2^53.
-type LoadReport struct {
-	Protocol              string   `json:"protocol"`
-	URLs                  []string `json:"urls"`
-	Series                float64  `json:"series"`
-	BatchSize             float64  `json:"batch_size"`
-	Concurrency           float64  `json:"concurrency"`
-	Tenants               float64  `json:"tenants"`
-	ScrapeIntervalSeconds float64  `json:"scrape_interval_seconds"`
-	WarmupSeconds         float64  `json:"warmup_seconds"`
-	DurationSeconds       float64  `json:"duration_seconds"`
-	Rounds                float64  `json:"rounds"`
-	FirstTimestampMs      float64  `json:"first_timestamp_ms"`
-	LastTimestampMs       float64  `json:"last_timestamp_ms"`
-	// AckedSamples were acknowledged during the measured duration,
-	// AckedSamplesTotal including the warm-up.
-	AckedSamples          float64 `json:"acked_samples"`
-	AckedSamplesTotal     float64 `json:"acked_samples_total"`
-	AckedSamplesPerSecond float64 `json:"acked_samples_per_second"`
-	Requests              float64 `json:"requests"`
-	LatencyP50Seconds     float64 `json:"latency_p50_seconds"`
-	LatencyP99Seconds     float64 `json:"latency_p99_seconds"`
-	// Errors counts the failed requests of the whole run by HTTP status code,
-	// or "transport" for requests without a response.
-	Errors        map[string]float64 `json:"errors"`
-	FailedSamples float64            `json:"failed_samples"`
-	// ErrorMessages are the first few failures, as received.
-	ErrorMessages []string `json:"error_messages"`
-	// WireBytesPerSample is the compressed request size per sample.
-	WireBytesPerSample float64 `json:"wire_bytes_per_sample"`
-	// ClientCPUSeconds and ServerCPUSeconds are CPU time in the measured
-	// duration; ServerRSSBytes is resident memory at its end.
-	ClientCPUSeconds          float64 `json:"client_cpu_seconds"`
-	ServerCPUSeconds          float64 `json:"server_cpu_seconds"`
-	ServerRSSBytes            float64 `json:"server_rss_bytes"`
-	ServerSamplesPerCPUSecond float64 `json:"server_samples_per_cpu_second"`
-	ActiveSeries              float64 `json:"active_series"`
-	SeriesCreated             float64 `json:"series_created"`
-	// ReadBackSamples were found by the read-back, -1 without one;
-	// ReadBackComplete is whether they are at least AckedSamplesTotal.
-	ReadBackSamples  float64 `json:"read_back_samples"`
-	ReadBackComplete bool    `json:"read_back_complete"`
-}
+// LoadReport is the JSON report of `strata tools bench write --format=json`,
+// decoded into the generator's own report type.
+type LoadReport struct{ loadgen.Report }
 
 // loadReportKeys are the keys every report must have.
 var loadReportKeys = []string{
@@ -94,11 +55,11 @@ func parseLoadReport(b []byte) (*LoadReport, error) {
 
 // FailedRequests is the number of requests that were not acknowledged.
 func (r *LoadReport) FailedRequests() float64 {
-	var n float64
+	var n int64
 	for _, c := range r.Errors {
 		n += c
 	}
-	return n
+	return float64(n)
 }
 
 // RSSPerSeries is the servers' resident memory per active series; 0 when
@@ -107,7 +68,7 @@ func (r *LoadReport) RSSPerSeries() float64 {
 	if r.ActiveSeries <= 0 {
 		return 0
 	}
-	return r.ServerRSSBytes / r.ActiveSeries
+	return float64(r.ServerRSSBytes) / float64(r.ActiveSeries)
 }
 
 // generate runs the load generator against d and returns its report and the

@@ -116,7 +116,7 @@ func (r *Report) Markdown(notes string) string {
 	fmt.Fprintf(&b, "| measured duration | %s |\n", secondsString(l.Duration))
 	fmt.Fprintf(&b, "| protocol | Remote Write 1.0 |\n")
 	if lr := r.anyResult(); lr != nil {
-		fmt.Fprintf(&b, "| tenants | %s |\n", intString(lr.Tenants))
+		fmt.Fprintf(&b, "| tenants | %s |\n", intString(float64(lr.Tenants)))
 		fmt.Fprintf(&b, "| sample spacing per series | %g s |\n", lr.ScrapeIntervalSeconds)
 	}
 	b.WriteString("\n")
@@ -173,11 +173,11 @@ func (r *Report) Tables() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %.1f s | %s | %s | %.1f s | %s | %.2f |\n",
 			res.System,
-			intString(lr.Requests),
+			intString(float64(lr.Requests)),
 			seconds(lr.LatencyP50Seconds),
 			lr.ServerCPUSeconds,
-			mib(lr.ServerRSSBytes),
-			intString(lr.ActiveSeries),
+			mib(float64(lr.ServerRSSBytes)),
+			intString(float64(lr.ActiveSeries)),
 			lr.ClientCPUSeconds,
 			others,
 			lr.WireBytesPerSample)
@@ -330,7 +330,7 @@ func failures(l *LoadReport) string {
 	}
 	slices.Sort(codes)
 	for i, code := range codes {
-		codes[i] = fmt.Sprintf("%s: %s", cell(code), intString(l.Errors[code]))
+		codes[i] = fmt.Sprintf("%s: %s", cell(code), intString(float64(l.Errors[code])))
 	}
 	return fmt.Sprintf("**%s** (%s)", intString(n), strings.Join(codes, ", "))
 }
@@ -339,7 +339,7 @@ func readBack(l *LoadReport) string {
 	if l.ReadBackSamples < 0 {
 		return "not read back"
 	}
-	s := intString(l.ReadBackSamples) + " / " + intString(l.AckedSamplesTotal)
+	s := intString(float64(l.ReadBackSamples)) + " / " + intString(float64(l.AckedSamplesTotal))
 	if l.ReadBackComplete {
 		return s + ", complete"
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/stratametrics/strata/loadgen"
 )
 
 func TestMain(m *testing.M) {
@@ -86,7 +88,7 @@ func TestWriteMarkdownKeepsNotes(t *testing.T) {
 		Start: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
 		Load:  DefaultLoad(),
 		Results: []Result{
-			{System: StrataRF1, Load: &LoadReport{AckedSamplesPerSecond: 1e6, ServerSamplesPerCPUSecond: 5e5, ServerRSSBytes: 4e8, ActiveSeries: 1e5, LatencyP99Seconds: 0.02, ReadBackComplete: true}},
+			{System: StrataRF1, Load: &LoadReport{loadgen.Report{AckedSamplesPerSecond: 1e6, ServerSamplesPerCPUSecond: 5e5, ServerRSSBytes: 4e8, ActiveSeries: 1e5, LatencyP99Seconds: 0.02, ReadBackComplete: true}}},
 			{System: VictoriaMetrics, Err: errors.New("victoria-metrics binary: not found\nmore")},
 		},
 	}
