@@ -137,7 +137,7 @@ func serveLabelNames(ctx context.Context, r *storepb.LabelNamesRequest, stores [
 		resp.Names = append(resp.Names, names...)
 		resp.Warnings = append(resp.Warnings, warnings...)
 	}
-	resp.Names = sortedLimited(resp.Names, r.GetLimit())
+	resp.Names = SortedLimited(resp.Names, r.GetLimit())
 	return resp, nil
 }
 
@@ -159,12 +159,13 @@ func serveLabelValues(ctx context.Context, r *storepb.LabelValuesRequest, stores
 		resp.Values = append(resp.Values, values...)
 		resp.Warnings = append(resp.Warnings, warnings...)
 	}
-	resp.Values = sortedLimited(resp.Values, r.GetLimit())
+	resp.Values = SortedLimited(resp.Values, r.GetLimit())
 	return resp, nil
 }
 
-// sortedLimited sorts and de-duplicates ss and keeps the first limit (if > 0).
-func sortedLimited(ss []string, limit int64) []string {
+// SortedLimited sorts and de-duplicates label names or values and keeps the
+// first limit (if > 0), as LabelNames and LabelValues answer them.
+func SortedLimited(ss []string, limit int64) []string {
 	slices.Sort(ss)
 	ss = slices.Compact(ss)
 	if limit > 0 && int64(len(ss)) > limit {

@@ -182,7 +182,7 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 				if m.MaxTime < r.GetMinTime() || m.MinTime > r.GetMaxTime() {
 					continue
 				}
-				raw, err := chunkToProto(m.Chunk)
+				raw, err := ChunkToProto(m.Chunk)
 				if err != nil {
 					return out, nil, nil, fmt.Errorf("series %s: %w", cs.Labels(), err)
 				}
@@ -203,9 +203,9 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 	return out, annotationStrings(set.Warnings()), closeQuerier, nil
 }
 
-// chunkToProto returns c as a raw wire chunk. Encodings that Thanos cannot
-// read (XOR2) are re-encoded as XOR.
-func chunkToProto(c chunkenc.Chunk) (*storepb.Chunk, error) {
+// ChunkToProto returns c as a raw wire chunk, its bytes not copied. Encodings
+// that Thanos cannot read (XOR2) are re-encoded as XOR.
+func ChunkToProto(c chunkenc.Chunk) (*storepb.Chunk, error) {
 	var t storepb.Chunk_Encoding
 	switch c.Encoding() {
 	case chunkenc.EncXOR:

@@ -230,7 +230,7 @@ func (s *Store) LabelNames(ctx context.Context, r *storepb.LabelNamesRequest) (*
 	if err != nil {
 		return nil, storeapi.GRPCError(ctx, err)
 	}
-	return &storepb.LabelNamesResponse{Names: sortedLimited(names, r.GetLimit())}, nil
+	return &storepb.LabelNamesResponse{Names: storeapi.SortedLimited(names, r.GetLimit())}, nil
 }
 
 // LabelValues returns the values of one label of the matching series.
@@ -259,17 +259,7 @@ func (s *Store) LabelValues(ctx context.Context, r *storepb.LabelValuesRequest) 
 	if err != nil {
 		return nil, storeapi.GRPCError(ctx, err)
 	}
-	return &storepb.LabelValuesResponse{Values: sortedLimited(values, r.GetLimit())}, nil
-}
-
-// sortedLimited sorts and de-duplicates ss and keeps the first limit (if > 0).
-func sortedLimited(ss []string, limit int64) []string {
-	slices.Sort(ss)
-	ss = slices.Compact(ss)
-	if limit > 0 && int64(len(ss)) > limit {
-		ss = ss[:limit]
-	}
-	return ss
+	return &storepb.LabelValuesResponse{Values: storeapi.SortedLimited(values, r.GetLimit())}, nil
 }
 
 // Info reports the distinct external label sets of the blocks and the union of
