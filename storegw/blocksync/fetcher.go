@@ -225,44 +225,22 @@ func (f *Fetcher) readMetas(ctx context.Context, ids []ulid.ULID) (map[ulid.ULID
 	var (
 		mu      sync.Mutex
 		partial = map[ulid.ULID]error{}
-		errs    []error
-		work    = make(chan ulid.ULID)
-		wg      sync.WaitGroup
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range min(f.cfg.Concurrency, len(toRead)) {
-		wg.Go(func() {
-			for id := range work {
-				m, err := block.ReadMetaFromBucket(ctx, f.bkt, id)
-				mu.Lock()
-				switch {
-				case err == nil:
-					metas[id] = m
-				case errors.Is(err, objstore.ErrNotFound), errors.Is(err, block.ErrInvalidMeta):
-					partial[id] = fmt.Errorf("block %s: %w", id, err)
-				default:
-					errs = append(errs, fmt.Errorf("read meta of block %s: %w", id, err))
-					cancel()
-				}
-				mu.Unlock()
-			}
-		})
-	}
-feed:
-	for _, id := range toRead {
-		select {
-		case work <- id:
-		case <-ctx.Done():
-			break feed
+	err := forEachID(ctx, toRead, f.cfg.Concurrency, func(ctx context.Context, id ulid.ULID) error {
+		m, err := block.ReadMetaFromBucket(ctx, f.bkt, id)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			metas[id] = m
+		case errors.Is(err, objstore.ErrNotFound), errors.Is(err, block.ErrInvalidMeta):
+			partial[id] = fmt.Errorf("block %s: %w", id, err)
+		default:
+			return fmt.Errorf("read meta of block %s: %w", id, err)
 		}
-	}
-	close(work)
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	if err := ctx.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("read metas: %w", err)
 	}
 
@@ -279,4 +257,43 @@ feed:
 // sortedIDs returns the keys of m in ULID order.
 func sortedIDs[V any](m map[ulid.ULID]V) []ulid.ULID {
 	return slices.SortedFunc(maps.Keys(m), func(a, b ulid.ULID) int { return a.Compare(b) })
+}
+
+// forEachID calls f for every id, concurrency at a time. The first error stops
+// the work still to start; forEachID returns the errors, or the context's.
+func forEachID(ctx context.Context, ids []ulid.ULID, concurrency int, f func(context.Context, ulid.ULID) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		errs []error
+		work = make(chan ulid.ULID)
+		wg   sync.WaitGroup
+	)
+	for range min(concurrency, len(ids)) {
+		wg.Go(func() {
+			for id := range work {
+				if err := f(ctx, id); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					cancel()
+				}
+			}
+		})
+	}
+feed:
+	for _, id := range ids {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return ctx.Err()
 }

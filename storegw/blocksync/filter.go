@@ -49,56 +49,30 @@ func NewDeletionMarkFilter(bkt objstore.BucketReader, delay time.Duration, concu
 
 // Filter implements Filter.
 func (f *DeletionMarkFilter) Filter(ctx context.Context, metas map[ulid.ULID]*block.Meta, drop func(ulid.ULID, string)) error {
-	ids := sortedIDs(metas)
 	var (
 		mu      sync.Mutex
 		expired []ulid.ULID
-		errs    []error
-		work    = make(chan ulid.ULID)
-		wg      sync.WaitGroup
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	now := time.Now()
-	for range min(f.concurrency, len(ids)) {
-		wg.Go(func() {
-			for id := range work {
-				m, err := block.ReadDeletionMark(ctx, f.bkt, id)
-				switch {
-				case errors.Is(err, objstore.ErrNotFound):
-					continue
-				case errors.Is(err, block.ErrInvalidDeletionMark):
-					f.logger.Warn("ignore invalid deletion mark", "block", id, "err", err)
-					continue
-				case err != nil:
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("read deletion mark of block %s: %w", id, err))
-					mu.Unlock()
-					cancel()
-					continue
-				}
-				if now.Sub(time.Unix(m.DeletionTime, 0)) >= f.delay {
-					mu.Lock()
-					expired = append(expired, id)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-feed:
-	for _, id := range ids {
-		select {
-		case work <- id:
-		case <-ctx.Done():
-			break feed
+	err := forEachID(ctx, sortedIDs(metas), f.concurrency, func(ctx context.Context, id ulid.ULID) error {
+		m, err := block.ReadDeletionMark(ctx, f.bkt, id)
+		switch {
+		case errors.Is(err, objstore.ErrNotFound):
+			return nil
+		case errors.Is(err, block.ErrInvalidDeletionMark):
+			f.logger.Warn("ignore invalid deletion mark", "block", id, "err", err)
+			return nil
+		case err != nil:
+			return fmt.Errorf("read deletion mark of block %s: %w", id, err)
 		}
-	}
-	close(work)
-	wg.Wait()
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	if err := ctx.Err(); err != nil {
+		if now.Sub(time.Unix(m.DeletionTime, 0)) >= f.delay {
+			mu.Lock()
+			expired = append(expired, id)
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("read deletion marks: %w", err)
 	}
 	for _, id := range expired {
