@@ -1,7 +1,6 @@
 package block
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,18 +69,10 @@ func ReadDeletionMark(ctx context.Context, bkt objstore.BucketReader, id ulid.UL
 // stored with a resolution of seconds. details is optional. An existing mark is
 // replaced.
 func WriteDeletionMark(ctx context.Context, bkt objstore.Bucket, id ulid.ULID, deletionTime time.Time, details string) error {
-	b, err := json.MarshalIndent(DeletionMark{
+	return writeMark(ctx, bkt, id, DeletionMarkFilename, DeletionMark{
 		ID:           id,
 		DeletionTime: deletionTime.Unix(),
 		Version:      DeletionMarkVersion1,
 		Details:      details,
-	}, "", "\t")
-	if err != nil {
-		return fmt.Errorf("encode deletion mark of block %s: %w", id, err)
-	}
-	name := path.Join(id.String(), DeletionMarkFilename)
-	if err := bkt.Upload(ctx, name, bytes.NewReader(b)); err != nil {
-		return fmt.Errorf("upload %s: %w", name, err)
-	}
-	return nil
+	})
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
 
@@ -261,4 +262,18 @@ func WriteFileAtomic(logger *slog.Logger, p string, data []byte) (err error) {
 		return fmt.Errorf("rename %s into place: %w", p, err)
 	}
 	return nil
+}
+
+// GroupKey names the compaction group of blocks with the given resolution and
+// external labels: blocks of one group may be compacted together, blocks of
+// different groups never are. The form "<resolution>@<hash of the labels>" is the
+// one Thanos uses. Callers that deduplicate replicas remove the replica labels
+// from lbls first.
+func GroupKey(resolution int64, lbls map[string]string) string {
+	return fmt.Sprintf("%d@%d", resolution, labels.FromMap(lbls).Hash())
+}
+
+// GroupKey returns the compaction group of the block, see GroupKey.
+func (m *Meta) GroupKey() string {
+	return GroupKey(m.Thanos.Downsample.Resolution, m.Thanos.Labels)
 }
