@@ -45,8 +45,8 @@ type RequestParams struct {
 	// It is meaningful only when AutoDownsampling is false.
 	MaxSourceResolution time.Duration
 	// AutoDownsampling is true for max_source_resolution=auto, or when the parameter is absent
-	// and APIOptions.AutoDownsampling is set. The storage layer then picks the resolution from
-	// Step, as Thanos does with step/5.
+	// and APIOptions.AutoDownsampling is set. The Queryable then picks the resolution of each
+	// selector from its step and range (AutoResolution).
 	AutoDownsampling bool
 	// Step is the resolution step of a range query, and zero for every other request.
 	Step time.Duration

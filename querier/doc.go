@@ -44,6 +44,63 @@
 // LabelNames leaves replica labels out and LabelValues of a replica label is
 // empty while dedup is on.
 //
+// # Downsampled data
+//
+// Store gateways serve blocks that the compactor downsampled to 5m or 1h
+// windows as aggregate chunks: count, sum, min, max and counter sub-chunks,
+// one sample per window stamped at the window's last raw sample, with no raw
+// chunk. Each Select tells the stores the coarsest resolution it accepts
+// (max_resolution_window) and the aggregates it reads (aggregates); raw blocks
+// and receivers answer with raw chunks whatever the request says.
+//
+// The resolution comes from the request context (WithMaxSourceResolution, or
+// WithRequestParams from the API's max_source_resolution; raw data when
+// absent): an explicit resolution is sent as it is. AutoResolution (the API's
+// "auto", the default with APIOptions.AutoDownsampling) picks, per Select, a
+// fifth of the finer of hints.Step and hints.Range, so that every step and
+// every range selector's window holds at least five points: step/5 for an
+// instant selector in a range query (Thanos' rule), range/5 for a range
+// selector in an instant query, the subquery's step inside a subquery, and raw
+// data for an instant selector in an instant query. Counter reads (below)
+// that have a range never get more than half the range either way, so that
+// rate(x[5m]) reads raw data even with max_source_resolution=1h.
+//
+// The aggregates follow hints.Func, the innermost function or aggregation
+// around the selector:
+//
+//	function                                    aggregates    read as
+//	rate, increase, irate, resets               COUNTER       the counter, resets applied
+//	min_over_time, min                          MIN           the window's minimum
+//	max_over_time, max                          MAX           the window's maximum
+//	sum_over_time                               SUM           the window's sum
+//	count_over_time, present_over_time,
+//	absent_over_time, count, group              COUNT         the window's sample count
+//	anything else, plain selectors included     COUNT, SUM    sum/count: the window's average
+//
+// So over downsampled data min_over_time and max_over_time are exact,
+// sum_over_time sums the raw samples, avg_over_time averages the window
+// averages (exact when every window holds as many samples and the range
+// covers whole windows), and rate and increase differ from raw data only in
+// how far they extrapolate. count_over_time counts windows, not raw samples:
+// the engine counts the points it sees, and a window is one point. A plain
+// selector reads the latest window's average within the lookback delta, which
+// the querier does not widen: with 1h data, ask for lookback_delta=1h.
+//
+// Native histograms have count, sum and counter aggregates only: the counter
+// reads as float histograms, the average as the sum histogram divided by the
+// count. A downsampled chunk that lacks an aggregate the query reads (the min
+// of a histogram, a store that ignored the request), or an average whose sum
+// and count samples do not line up, fails the series' iterator, and so the
+// query, with an error wrapping ErrMissingAggregate that names the series and
+// the aggregate.
+//
+// A series may come as aggregate chunks for its old range and raw chunks for
+// its recent one (one store serves each range from one resolution only, but
+// several stores may overlap). Chunks are read in time order as above; where a
+// raw chunk of the series covers a time, aggregate samples in it are hidden,
+// so raw data wins and the two are never interleaved. Byte-identical aggregate
+// chunks of several stores (every sub-chunk equal) are kept once.
+//
 // # Partial response
 //
 // An endpoint that fails (an error, a timeout of Options.Timeout, a warning

@@ -65,6 +65,7 @@ type ctxKey int
 const (
 	dedupKey ctxKey = iota
 	partialResponseKey
+	resolutionKey
 )
 
 // WithDedup returns a context whose queries deduplicate replicas, or not,
@@ -183,14 +184,22 @@ type querier struct {
 
 // Select returns the matching series of every endpoint that can hold them,
 // sorted by labels (whatever sortSeries says), merged and, unless disabled,
-// deduplicated. hints.Func "series" asks for labels only.
+// deduplicated. hints.Func "series" asks for labels only. The resolution of
+// downsampled data comes from WithMaxSourceResolution, hints.Step and
+// hints.Range; the aggregates from hints.Func (see the package documentation).
 func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	q := qr.q
 	mint, maxt := qr.mint, qr.maxt
 	trim := true
+	var fn string
+	if hints != nil {
+		fn = hints.Func
+	}
+	read := aggrReadFor(fn)
 	req := &storepb.SeriesRequest{
-		Matchers:   storeapi.MatchersToProto(ms),
-		Aggregates: []storepb.Aggr{storepb.Aggr_RAW},
+		Matchers:            storeapi.MatchersToProto(ms),
+		MaxResolutionWindow: resolutionWindow(ctx, hints, read),
+		Aggregates:          read.aggregates(),
 	}
 	var limit int
 	if hints != nil {
@@ -226,7 +235,7 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		defer cancel()
 		defer stop()
 		set.set = q.selectSeries(ctx, req, ms, selectParams{
-			mint: mint, maxt: maxt, trim: trim, limit: limit, dedup: dedupOn, partial: partial,
+			mint: mint, maxt: maxt, trim: trim, limit: limit, dedup: dedupOn, partial: partial, read: read,
 		})
 	})
 	return set
@@ -239,6 +248,7 @@ type selectParams struct {
 	limit      int
 	dedup      bool
 	partial    bool
+	read       aggrRead // how aggregate chunks of downsampled data are read
 }
 
 func (q *Queryable) selectSeries(ctx context.Context, req *storepb.SeriesRequest, ms []*labels.Matcher, p selectParams) storage.SeriesSet {
@@ -281,14 +291,10 @@ func readSeries(ctx context.Context, e *endpoint, req *storepb.SeriesRequest) (s
 	if err != nil {
 		return out, fmt.Errorf("series: %w", err)
 	}
-	add := func(s *storepb.Series) error {
-		for _, c := range s.GetChunks() {
-			if c.GetRaw() == nil {
-				return fmt.Errorf("series %s: chunk [%d, %d] without raw data", storeapi.LabelsFromProto(s.GetLabels()), c.GetMinTime(), c.GetMaxTime())
-			}
-		}
+	// A chunk without raw data is a downsampled chunk; whether it holds the
+	// aggregates the query reads is checked when it is read.
+	add := func(s *storepb.Series) {
 		out.series = append(out.series, &mergedSeries{lset: storeapi.LabelsFromProto(s.GetLabels()), chunks: s.GetChunks()})
-		return nil
 	}
 	for {
 		resp, err := stream.Recv()
@@ -300,14 +306,10 @@ func readSeries(ctx context.Context, e *endpoint, req *storepb.SeriesRequest) (s
 		}
 		switch r := resp.GetResult().(type) {
 		case *storepb.SeriesResponse_Series:
-			if err := add(r.Series); err != nil {
-				return out, err
-			}
+			add(r.Series)
 		case *storepb.SeriesResponse_Batch:
 			for _, s := range r.Batch.GetSeries() {
-				if err := add(s); err != nil {
-					return out, err
-				}
+				add(s)
 			}
 		case *storepb.SeriesResponse_Warning:
 			out.warnings = append(out.warnings, r.Warning)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -77,16 +78,15 @@ func (q *Queryable) mergeSeries(all []*mergedSeries, dedup bool) []*mergedSeries
 }
 
 // dedupChunks drops chunks that are byte-identical to an earlier chunk of the
-// series with the same time range. The hash finds candidates; the bytes decide,
-// so a hash collision cannot lose data. Chunks without a hash are kept.
+// series with the same time range: the same raw chunk, or the same aggregates
+// of a downsampled chunk. The hash finds candidates; the bytes decide, so a hash
+// collision cannot lose data. Chunks with a sub-chunk without a hash are kept.
 func dedupChunks(s *mergedSeries) {
 	seen := make(map[uint64]*storepb.AggrChunk, len(s.chunks))
 	out := s.chunks[:0]
 	for _, c := range s.chunks {
-		raw := c.GetRaw()
-		if h := raw.GetHash(); h != 0 {
-			if prev, ok := seen[h]; ok && prev.GetMinTime() == c.GetMinTime() && prev.GetMaxTime() == c.GetMaxTime() &&
-				prev.GetRaw().GetType() == raw.GetType() && bytes.Equal(prev.GetRaw().GetData(), raw.GetData()) {
+		if h, ok := chunkHash(c); ok {
+			if prev, ok := seen[h]; ok && sameChunk(prev, c) {
 				continue
 			}
 			seen[h] = c
@@ -95,6 +95,44 @@ func dedupChunks(s *mergedSeries) {
 	}
 	clear(s.chunks[len(out):])
 	s.chunks = out
+}
+
+// chunkHash combines the hashes of c's sub-chunks, each rotated by its field
+// so that equal bytes in different fields differ. It is false when a present
+// sub-chunk has no hash or c has none.
+func chunkHash(c *storepb.AggrChunk) (uint64, bool) {
+	var h uint64
+	n := 0
+	for i, a := range allAggrs() {
+		sub := subChunk(c, a)
+		if sub == nil {
+			continue
+		}
+		if sub.GetHash() == 0 {
+			return 0, false
+		}
+		h ^= bits.RotateLeft64(sub.GetHash(), 11*i)
+		n++
+	}
+	return h, n > 0
+}
+
+// sameChunk reports whether a and b cover the same time range with the same
+// sub-chunks, byte for byte.
+func sameChunk(a, b *storepb.AggrChunk) bool {
+	if a.GetMinTime() != b.GetMinTime() || a.GetMaxTime() != b.GetMaxTime() {
+		return false
+	}
+	for _, aggr := range allAggrs() {
+		x, y := subChunk(a, aggr), subChunk(b, aggr)
+		if (x == nil) != (y == nil) {
+			return false
+		}
+		if x != nil && (x.GetType() != y.GetType() || !bytes.Equal(x.GetData(), y.GetData())) {
+			return false
+		}
+	}
+	return true
 }
 
 // seriesSet iterates over merged series. Its series read samples in
@@ -175,20 +213,29 @@ func (s *proxySeries) Labels() labels.Labels { return s.s.lset }
 // Iterator returns the samples of the series' chunks in time order. Chunks
 // are partitioned into runs of non-overlapping chunks, each read in sequence;
 // several runs (overlapping chunks from several stores or blocks) are merged
-// by timestamp, each timestamp once.
+// by timestamp, each timestamp once. Aggregate chunks of downsampled data are
+// read as selectParams.read says; where a raw chunk of the series covers their
+// time, their samples are hidden, so that raw and downsampled data never mix.
 func (s *proxySeries) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
+	var rawRanges []timeRange
+	aggregated := false
+	for _, c := range s.s.chunks {
+		if c.GetRaw() != nil {
+			rawRanges = append(rawRanges, timeRange{c.GetMinTime(), c.GetMaxTime()})
+		} else {
+			aggregated = true
+		}
+	}
+	if !aggregated {
+		rawRanges = nil
+	}
 	var runs [][]decodedChunk
 	var runMax []int64
 	for _, c := range s.s.chunks {
-		enc, err := encoding(c.GetRaw().GetType())
+		dc, err := decodeChunk(c, s.p.read, rawRanges, s.s.lset)
 		if err != nil {
 			return errIterator{err: fmt.Errorf("series %s: %w", s.s.lset, err)}
 		}
-		chk, err := chunkenc.FromData(enc, c.GetRaw().GetData())
-		if err != nil {
-			return errIterator{err: fmt.Errorf("series %s: decode chunk: %w", s.s.lset, err)}
-		}
-		dc := decodedChunk{minT: c.GetMinTime(), maxT: c.GetMaxTime(), c: chk}
 		placed := false
 		for i := range runs {
 			if runMax[i] < dc.minT {
@@ -220,6 +267,57 @@ func (s *proxySeries) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
 	return &boundedIterator{Iterator: it, mint: s.p.mint, maxt: s.p.maxt}
 }
 
+// decodeChunk decodes c: its raw chunk, or else the aggregates that read
+// needs. lset names the series in errors found while iterating.
+func decodeChunk(c *storepb.AggrChunk, read aggrRead, rawRanges []timeRange, lset labels.Labels) (decodedChunk, error) {
+	dc := decodedChunk{minT: c.GetMinTime(), maxT: c.GetMaxTime()}
+	if raw := c.GetRaw(); raw != nil {
+		chk, err := decodeSubChunk(raw)
+		if err != nil {
+			return dc, err
+		}
+		dc.c = chk
+		return dc, nil
+	}
+	aggrs := read.aggregates()
+	chks := make([]chunkenc.Chunk, len(aggrs))
+	for i, a := range aggrs {
+		sub := subChunk(c, a)
+		if sub == nil {
+			return dc, fmt.Errorf("chunk [%d, %d] has no %s aggregate: %w", dc.minT, dc.maxT, a, ErrMissingAggregate)
+		}
+		chk, err := decodeSubChunk(sub)
+		if err != nil {
+			return dc, fmt.Errorf("%s aggregate: %w", a, err)
+		}
+		chks[i] = chk
+	}
+	dc.c = chks[0]
+	if read == readAvg {
+		// aggregates() lists COUNT, SUM.
+		dc.c, dc.count = chks[1], chks[0]
+		dc.lset = lset
+	}
+	for _, r := range rawRanges {
+		if r.minT <= dc.maxT && r.maxT >= dc.minT {
+			dc.hidden = append(dc.hidden, r)
+		}
+	}
+	return dc, nil
+}
+
+func decodeSubChunk(c *storepb.Chunk) (chunkenc.Chunk, error) {
+	enc, err := encoding(c.GetType())
+	if err != nil {
+		return nil, err
+	}
+	chk, err := chunkenc.FromData(enc, c.GetData())
+	if err != nil {
+		return nil, fmt.Errorf("decode chunk: %w", err)
+	}
+	return chk, nil
+}
+
 func encoding(t storepb.Chunk_Encoding) (chunkenc.Encoding, error) {
 	switch t {
 	case storepb.Chunk_XOR:
@@ -237,9 +335,36 @@ func encoding(t storepb.Chunk_Encoding) (chunkenc.Encoding, error) {
 // accepts the Seek of chunkenc.Iterator (see querier/dedup).
 type millisT = int64
 
+// timeRange is [minT, maxT] in milliseconds.
+type timeRange struct {
+	minT, maxT int64
+}
+
 type decodedChunk struct {
 	minT, maxT int64
-	c          chunkenc.Chunk
+	// c is the raw chunk, the aggregate read or, for averages, the sum.
+	c chunkenc.Chunk
+	// count, if set, is the count aggregate that divides c window by window.
+	count chunkenc.Chunk
+	// hidden are the ranges of raw chunks of the series whose time this
+	// aggregate chunk's samples must not show up in.
+	hidden []timeRange
+	lset   labels.Labels // names the series in errors of averages
+}
+
+// iterator returns an iterator over the chunk's samples, reusing reuse if it
+// can.
+func (d decodedChunk) iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
+	var it chunkenc.Iterator
+	if d.count == nil {
+		it = d.c.Iterator(reuse)
+	} else {
+		it = &avgIterator{sum: d.c.Iterator(nil), count: d.count.Iterator(nil), lset: d.lset}
+	}
+	if len(d.hidden) > 0 {
+		it = &hidingIterator{Iterator: it, hidden: d.hidden}
+	}
+	return it
 }
 
 // chunkSeqIterator iterates over chunks that do not overlap, in time order.
@@ -262,7 +387,7 @@ func (it *chunkSeqIterator) nextChunk() bool {
 		return false
 	}
 	it.i++
-	it.cur = it.chunks[it.i].c.Iterator(it.cur)
+	it.cur = it.chunks[it.i].iterator(it.cur)
 	return true
 }
 

@@ -25,6 +25,7 @@ type queryConfig struct {
 	partialResponse bool
 	maxConcurrency  int
 	infoInterval    time.Duration
+	autoDownsample  bool
 }
 
 func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -54,6 +55,8 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("query.partial-response", "Answer with the data of the stores that responded, and a warning, when some fail. Per request: partial_response.").
 		Default("true").BoolVar(&c.partialResponse)
 	cmd.Flag("query.max-concurrency", "Stores one query fans out to at once.").Default("20").IntVar(&c.maxConcurrency)
+	cmd.Flag("query.auto-downsampling", "Read downsampled data by default, at a resolution picked from each query's step and ranges. Per request: max_source_resolution.").
+		Default("false").BoolVar(&c.autoDownsample)
 }
 
 // queryComponent is a built querier: its endpoint set runs in a run group and
@@ -84,9 +87,8 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 	opts.Timeout = time.Duration(c.timeout)
 	opts.MaxSamples = c.maxSamples
 	opts.LookbackDelta = time.Duration(c.lookbackDelta)
-	opts.Context = func(ctx context.Context, p querier.RequestParams) context.Context {
-		return querier.WithPartialResponse(querier.WithDedup(ctx, p.Dedup), p.PartialResponse)
-	}
+	opts.AutoDownsampling = c.autoDownsample
+	opts.Context = querier.WithRequestParams
 	return &queryComponent{set: set, api: querier.NewAPI(q, opts, reg, logger)}, nil
 }
 
