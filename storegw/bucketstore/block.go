@@ -124,6 +124,16 @@ type Query struct {
 	SkipChunks bool
 	// WithoutReplicaLabels names external labels to leave out of the result.
 	WithoutReplicaLabels []string
+	// Aggregates are the aggregates a downsampled block serves: the
+	// storepb.Aggr values other than RAW that it lists, or COUNT and SUM if it
+	// lists none. Raw blocks ignore them.
+	Aggregates []storepb.Aggr
+
+	// ranges, if not empty, are the sorted, disjoint parts of time this block
+	// serves, with unbounded ends where they end with the query (openEnds):
+	// chunks outside them are not read, and chunks that cross from one into a
+	// time range served by another resolution are cut to them.
+	ranges []interval
 }
 
 // Series is one series of a block with its labels as clients see them: the
@@ -134,7 +144,9 @@ type Series = storeapi.Series
 
 // Series returns the block's series that match q and have a chunk overlapping
 // its time range, in the block's order (by labels before the external labels are
-// attached). An error names the block.
+// attached). A downsampled block returns each series once, without
+// block.AggregateLabel, with the aggregates of q.Aggregates in its chunks (see
+// the package documentation). An error names the block.
 func (b *Block) Series(ctx context.Context, q Query) ([]Series, error) {
 	out, err := b.series(ctx, q, nil)
 	if err != nil {
@@ -144,11 +156,20 @@ func (b *Block) Series(ctx context.Context, q Query) ([]Series, error) {
 }
 
 // plan splits matchers into those on external labels, evaluated here, and those
-// for the index. ok is false if an external label matcher fails.
+// for the index. ok is false if an external label matcher fails. In a
+// downsampled block, matchers on block.AggregateLabel are evaluated against the
+// empty value, since clients see its series without the label.
 func (b *Block) plan(ms []*labels.Matcher) (index []*labels.Matcher, ok bool) {
 	for _, m := range ms {
 		if b.ext.Has(m.Name) {
 			if !m.Matches(b.ext.Get(m.Name)) {
+				return nil, false
+			}
+			continue
+		}
+		if m.Name == block.AggregateLabel && b.downsampled() {
+			// Clients see a downsampled block's series without the label.
+			if !m.Matches("") {
 				return nil, false
 			}
 			continue
@@ -181,6 +202,11 @@ func (b *Block) series(ctx context.Context, q Query, lim *limiter) ([]Series, er
 	if !ok {
 		return nil, nil
 	}
+	aggrs := b.aggregates(q)
+	if aggrs != nil {
+		// Only the aggregate series needed: a rate reads counters alone.
+		ms = append(ms, aggregateMatcher(aggrs))
+	}
 	refs, err := b.postings(ctx, ms)
 	if err != nil {
 		return nil, err
@@ -194,27 +220,35 @@ func (b *Block) series(ctx context.Context, q Query, lim *limiter) ([]Series, er
 	if err != nil {
 		return nil, err
 	}
+	var groups []seriesGroup
+	if aggrs != nil {
+		groups = groupAggregates(entries)
+	} else {
+		groups = groupRaw(entries)
+	}
 
 	ext, drop := b.visible(q.WithoutReplicaLabels)
 	bld := labels.NewBuilder(labels.EmptyLabels())
-	out := make([]Series, 0, len(entries))
-	// kept[i] are the in-range chunk metas of out[i].
-	kept := make([][]chunks.Meta, 0, len(entries))
+	out := make([]Series, 0, len(groups))
+	// kept[i] is out[i] with only the in-range slots; it reuses groups.
+	kept := groups[:0]
 	var wanted []chunks.Meta
-	for _, e := range entries {
+	for _, g := range groups {
 		// Keep only chunks in range; a series without any is not sent.
-		metas := slices.DeleteFunc(e.chunks, func(c chunks.Meta) bool {
-			return c.MaxTime < q.MinTime || c.MinTime > q.MaxTime
+		g.slots = slices.DeleteFunc(g.slots, func(s slot) bool {
+			return s.maxt < q.MinTime || s.mint > q.MaxTime || (len(q.ranges) > 0 && !overlapsAny(q.ranges, s.mint, s.maxt))
 		})
-		if len(metas) == 0 {
+		if len(g.slots) == 0 {
 			continue
 		}
-		bld.Reset(e.lset)
+		bld.Reset(g.lset)
 		ext.Range(func(l labels.Label) { bld.Set(l.Name, l.Value) })
 		bld.Del(drop...)
 		out = append(out, Series{Labels: bld.Labels()})
-		kept = append(kept, metas)
-		wanted = append(wanted, metas...)
+		kept = append(kept, g)
+		for _, s := range g.slots {
+			wanted = append(wanted, g.metas[s.lo:s.hi]...)
+		}
 	}
 	if q.SkipChunks || len(out) == 0 {
 		return out, nil
@@ -224,13 +258,28 @@ func (b *Block) series(ctx context.Context, q Query, lim *limiter) ([]Series, er
 	if err != nil {
 		return nil, err
 	}
-	for i, metas := range kept {
-		out[i].Chunks = make([]*storepb.AggrChunk, 0, len(metas))
-		for _, c := range metas {
-			out[i].Chunks = append(out[i].Chunks, &storepb.AggrChunk{MinTime: c.MinTime, MaxTime: c.MaxTime, Raw: data[c.Ref]})
+	for i := range kept {
+		g := &kept[i]
+		out[i].Chunks = make([]*storepb.AggrChunk, 0, len(g.slots))
+		for _, s := range g.slots {
+			c, err := g.build(s, data, q.ranges)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil {
+				out[i].Chunks = append(out[i].Chunks, c)
+			}
 		}
 	}
-	return out, nil
+	// Cutting chunks at the ranges' bounds may have left a series without any.
+	n := 0
+	for _, s := range out {
+		if len(s.Chunks) > 0 {
+			out[n] = s
+			n++
+		}
+	}
+	return out[:n], nil
 }
 
 // seriesEntry is a decoded series entry of the index.

@@ -42,10 +42,60 @@
 // external value and select or skip the whole block; without_replica_labels
 // drops external labels; the stream is sorted by the labels clients see, and
 // series with equal labels from several blocks go out as one with their chunks
-// sorted by time. Blocks are filtered by time range and read concurrently.
+// sorted by time. Series reads the blocks chosen for the request's time range
+// and resolution (see Resolutions), LabelNames and LabelValues every block
+// overlapping theirs; blocks are read concurrently.
 // LabelNames and LabelValues answer from the index headers when the request has
 // no matchers on series labels, and otherwise read the matching series entries
 // (never chunks); their time filter is whole blocks.
+//
+// # Resolutions
+//
+// Blocks are raw (thanos.downsample.resolution 0) or downsampled to 5m or 1h.
+// A Series request accepts resolutions up to max_resolution_window (0: raw data
+// only). Blocks are grouped by their external labels, and each group is
+// resolved alone, so one tenant's or replica's downsampled blocks never hide
+// another's raw ones. Within a group, the coarsest accepted resolution serves
+// the parts of [min_time, max_time] its blocks cover, and the parts it leaves
+// uncovered go to the next finer resolution, down to raw (selectBlocks). Every
+// instant is thus served from one resolution; blocks of one resolution that
+// overlap in time all serve the overlap, as without downsampling. A block
+// serves only chunks overlapping its parts, and a chunk that crosses from its
+// part into one served by another resolution is cut at the boundary, decoded
+// and re-encoded with only its samples on this side (histogram chunks that
+// cannot be rebuilt that way are sent whole). Boundaries that are the request's
+// own are not cut: clients trim there. LabelNames and LabelValues carry no
+// resolution and read every block in range.
+//
+// # Downsampled blocks
+//
+// A downsampled block is a standard Prometheus block in which each series S is
+// stored as up to five series, S{__aggregate__="count"|"sum"|"min"|"max"|
+// "counter"} (block.AggregateLabel), one sample per window; native histograms
+// have count, sum and counter only. Clients never see those series: the store
+// serves S, whose chunks are AggrChunks with the aggregates in their fields.
+//
+//   - Which aggregates: those the request's aggregates field lists; RAW, or no
+//     aggregate at all, means COUNT and SUM, from which the querier computes the
+//     average. A series without any of them is not sent. Postings are
+//     intersected with the __aggregate__ lists of those aggregates only, so a
+//     rate query reads counter series entries and chunks and nothing else.
+//     Without chunks (skip_chunks, and LabelNames and LabelValues with
+//     matchers) every aggregate is read, since any of them proves that S exists.
+//   - Chunks: the writer cuts the aggregates of one series at the same windows,
+//     so when all aggregates read have the same number of chunks, chunk i of
+//     each goes into AggrChunk i, spanning the earliest min time to the latest
+//     max time of its members; otherwise each chunk is its own AggrChunk with
+//     one field set.
+//   - Labels: S's labels, external labels attached as for raw blocks. A matcher
+//     on __aggregate__ is evaluated against S, which has no such label: only
+//     matchers that match the empty value select anything. LabelNames leaves
+//     __aggregate__ out, and LabelValues has no values for it.
+//
+// Read accounting, caches and checksums work on the aggregate series and
+// chunks exactly as on raw ones, and errors name the block the same way.
+//
+// # Read accounting
 //
 // The Store counts what it reads from the bucket in
 // strata_bucketstore_bucket_bytes_read_total and
@@ -82,13 +132,17 @@
 //
 //   - Series are counted per block as soon as its postings are known, before
 //     any series entry is read. The count is an upper bound of what is sent:
-//     it includes series without chunks in the time range, and a series in
-//     several blocks counts once per block.
+//     it includes series without chunks in the time range, a series in
+//     several blocks counts once per block, and a series of a downsampled
+//     block counts once per aggregate series read.
 //   - Samples are counted from each chunk's header (every Prometheus chunk
 //     encoding starts with its sample count as a big-endian uint16) as the
 //     chunk is verified, or found in the cache, before it is converted; reads
 //     stop at the first chunk past the limit. Whole chunks count, including
-//     samples outside the time range. Requests with skip_chunks count none.
+//     samples outside the time range or cut at a resolution boundary. In
+//     downsampled blocks, the samples of every aggregate chunk read count, so
+//     asking for five aggregates costs five times one. Requests with
+//     skip_chunks count none.
 //
 // So a refused request holds at most the postings it needed, or the chunks up
 // to the limit plus one merged range. LabelNames and LabelValues are not

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/stratametrics/strata/block"
 )
 
 // labelNames returns the label names of the block's series that match ms, as
@@ -18,7 +20,9 @@ func (b *Block) labelNames(ctx context.Context, mint, maxt int64, ms []*labels.M
 	if len(index) == 0 {
 		ext, drop := b.visible(without)
 		names := b.hdr.LabelNames()
-		names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(drop, n) })
+		names = slices.DeleteFunc(names, func(n string) bool {
+			return slices.Contains(drop, n) || (n == block.AggregateLabel && b.downsampled())
+		})
 		ext.Range(func(l labels.Label) { names = append(names, l.Name) })
 		return names, nil
 	}
@@ -43,6 +47,9 @@ func (b *Block) labelValues(ctx context.Context, mint, maxt int64, name string, 
 	ext, _ := b.visible(without)
 	if b.ext.Has(name) && !ext.Has(name) {
 		return nil, nil // a dropped replica label
+	}
+	if name == block.AggregateLabel && b.downsampled() && !ext.Has(name) {
+		return nil, nil // clients see the series without it
 	}
 	if len(index) == 0 {
 		if ext.Has(name) {

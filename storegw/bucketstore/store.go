@@ -125,15 +125,20 @@ func (s *Store) ReadStats() ReadStats {
 	return ReadStats{Bytes: s.metrics.bytes.Load(), Requests: s.metrics.requests.Load()}
 }
 
-// forEachBlock calls f for every block overlapping [mint, maxt], at most
-// blockConcurrency at a time, and returns the first error.
-func (s *Store) forEachBlock(ctx context.Context, mint, maxt int64, f func(ctx context.Context, i int, b *Block) error) (n int, err error) {
+// overlapping returns the served blocks that overlap [mint, maxt].
+func (s *Store) overlapping(mint, maxt int64) []*Block {
 	var blocks []*Block
 	for _, b := range s.Blocks() {
 		if b.overlaps(mint, maxt) {
 			blocks = append(blocks, b)
 		}
 	}
+	return blocks
+}
+
+// forEachBlock calls f for every block of blocks, at most blockConcurrency at a
+// time, and returns the first error.
+func forEachBlock(ctx context.Context, blocks []*Block, f func(ctx context.Context, i int, b *Block) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -157,12 +162,13 @@ func (s *Store) forEachBlock(ctx context.Context, mint, maxt int64, f func(ctx c
 		})
 	}
 	wg.Wait()
-	return len(blocks), errs
+	return errs
 }
 
-// Series streams the matching series of every block overlapping the request's
-// time range, sorted by labels, with series of equal labels from several blocks
-// joined into one.
+// Series streams the matching series of the blocks that selectBlocks picks for
+// the request's time range and max_resolution_window, sorted by labels, with
+// series of equal labels from several blocks joined into one. Downsampled
+// blocks serve the requested aggregates.
 func (s *Store) Series(r *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
 	ctx := srv.Context()
 	ms, err := storeapi.MatchersFromProto(r.GetMatchers())
@@ -175,14 +181,28 @@ func (s *Store) Series(r *storepb.SeriesRequest, srv storepb.Store_SeriesServer)
 		Matchers:             ms,
 		SkipChunks:           r.GetSkipChunks(),
 		WithoutReplicaLabels: r.GetWithoutReplicaLabels(),
+		Aggregates:           r.GetAggregates(),
+	}
+	served := s.Blocks()
+	byID := make(map[ulid.ULID]*Block, len(served))
+	metas := make([]*block.Meta, len(served))
+	for i, b := range served {
+		byID[b.meta.ULID], metas[i] = b, b.meta
+	}
+	sel := selectBlocks(metas, q.MinTime, q.MaxTime, r.GetMaxResolutionWindow())
+	blocks := make([]*Block, len(sel))
+	for i, bs := range sel {
+		blocks[i] = byID[bs.meta.ULID]
 	}
 	var (
 		mu  sync.Mutex
 		all []Series
 		lim = newLimiter(s.opts, func(what string) { s.metrics.limitHits.WithLabelValues(what).Inc() })
 	)
-	_, err = s.forEachBlock(ctx, q.MinTime, q.MaxTime, func(ctx context.Context, _ int, b *Block) error {
-		ss, err := b.series(ctx, q, lim)
+	err = forEachBlock(ctx, blocks, func(ctx context.Context, i int, b *Block) error {
+		bq := q
+		bq.ranges = openEnds(sel[i].ranges, q.MinTime, q.MaxTime)
+		ss, err := b.series(ctx, bq, lim)
 		if err != nil {
 			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
@@ -217,7 +237,7 @@ func (s *Store) LabelNames(ctx context.Context, r *storepb.LabelNamesRequest) (*
 		mu    sync.Mutex
 		names []string
 	)
-	_, err = s.forEachBlock(ctx, r.GetStart(), r.GetEnd(), func(ctx context.Context, _ int, b *Block) error {
+	err = forEachBlock(ctx, s.overlapping(r.GetStart(), r.GetEnd()), func(ctx context.Context, _ int, b *Block) error {
 		n, err := b.labelNames(ctx, r.GetStart(), r.GetEnd(), ms, r.GetWithoutReplicaLabels())
 		if err != nil {
 			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
@@ -246,7 +266,7 @@ func (s *Store) LabelValues(ctx context.Context, r *storepb.LabelValuesRequest) 
 		mu     sync.Mutex
 		values []string
 	)
-	_, err = s.forEachBlock(ctx, r.GetStart(), r.GetEnd(), func(ctx context.Context, _ int, b *Block) error {
+	err = forEachBlock(ctx, s.overlapping(r.GetStart(), r.GetEnd()), func(ctx context.Context, _ int, b *Block) error {
 		v, err := b.labelValues(ctx, r.GetStart(), r.GetEnd(), r.GetLabel(), ms, r.GetWithoutReplicaLabels())
 		if err != nil {
 			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
