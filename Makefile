@@ -49,6 +49,17 @@ bench: build ## Benchmark ingestion against Prometheus and VictoriaMetrics into 
 		--series=$(BENCH_SERIES) --batch-size=$(BENCH_BATCH_SIZE) --concurrency=$(BENCH_CONCURRENCY) \
 		--duration=$(BENCH_DURATION) --warmup=$(BENCH_WARMUP) --systems=$(BENCH_SYSTEMS)
 
+# make bench-compact: the generated bucket the compactor is measured on.
+COMPACT_SERIES   ?= 100000
+COMPACT_DAYS     ?= 10
+COMPACT_REPLICAS ?= 3
+
+.PHONY: bench-compact
+bench-compact: build ## Measure compaction, replica dedup and downsampling on a generated bucket (COMPACT_SERIES × COMPACT_DAYS × COMPACT_REPLICAS).
+	$(GO) test -count=1 -timeout 2h -run TestCompactDataset -v ./internal/compactbench/ -args \
+		-compactbench.strata=$(CURDIR)/$(BUILD_DIR)/$(BINARY) -compactbench.series=$(COMPACT_SERIES) \
+		-compactbench.days=$(COMPACT_DAYS) -compactbench.replicas=$(COMPACT_REPLICAS)
+
 .PHONY: bench-micro
 bench-micro: ## Run every package's Go benchmarks ($(BENCH_COUNT) times, for benchstat) into bench.txt.
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee bench.txt
