@@ -41,8 +41,11 @@ func runMain(args []string) int {
 		Default("logfmt").Enum("logfmt", "json")
 
 	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
-	for _, c := range []command{receiveCommand, queryCommand, storeCommand, upCommand, toolsCommand} {
+	for _, c := range []command{receiveCommand, queryCommand, storeCommand, compactCommand, upCommand, toolsCommand} {
 		name, run := c(app)
+		runs[name] = run
+	}
+	for name, run := range toolsBucketCommands(app) {
 		runs[name] = run
 	}
 

@@ -43,9 +43,25 @@ func toolsCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometh
 	}
 }
 
+// toolsBucketCommands registers `tools bucket ls|inspect|verify|mark|cleanup`
+// on app and returns the run function of each by its full command name, for
+// main to add next to toolsCommand's; their output goes to standard output.
+func toolsBucketCommands(app *kingpin.Application) map[string]func(*slog.Logger, *prometheus.Registry) error {
+	return registerBucket(toolsClause(app)).commands(os.Stdout)
+}
+
+// toolsClause returns the `tools` command of app, registering it on first use,
+// so each group of tools can be registered on its own.
+func toolsClause(app *kingpin.Application) *kingpin.CmdClause {
+	if tools := app.GetCommand("tools"); tools != nil {
+		return tools
+	}
+	return app.Command("tools", "Tools for operating and evaluating strata.")
+}
+
 // registerBenchWrite registers `tools bench write` and its flags on app.
 func registerBenchWrite(app *kingpin.Application) (*kingpin.CmdClause, *benchWriteConfig) {
-	tools := app.Command("tools", "Tools for operating and evaluating strata.")
+	tools := toolsClause(app)
 	bench := tools.Command("bench", "Benchmarks against running servers.")
 	cmd := bench.Command("write", "Send node_exporter-like series by remote write, as fast as acknowledged or at a rate, and report throughput, latency, errors and the CPU and memory of client and servers. Sample time advances one scrape interval per round, ahead of the wall clock when the server is faster than real time.")
 	c := &benchWriteConfig{cfg: loadgen.DefaultConfig("")}

@@ -34,7 +34,7 @@ type upConfig struct {
 }
 
 func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket and a querier over all of them, storing their own metrics.")
+	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket, a compactor of the bucket and a querier over all of them, storing their own metrics.")
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
@@ -107,6 +107,23 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		return errors.Join(fmt.Errorf("start the store gateway: %w", err), closeAll())
 	}
 
+	// A compactor merges the receivers' replica blocks into one per tenant,
+	// each sample once, compacts them into larger blocks, downsamples them and
+	// deletes what they replace.
+	cc, err := parseCompactArgs([]string{
+		"--objstore.config=" + bucket,
+		"--data-dir=" + filepath.Join(c.dataDir, "compact"),
+		"--wait",
+		"--deduplication.replica-label=" + replicaLabel,
+	})
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
+	comp, err := newCompactorComponent(context.Background(), cc, prometheus.WrapRegistererWith(prometheus.Labels{"component": "compact"}, reg), logger.With("component", "compact"))
+	if err != nil {
+		return errors.Join(fmt.Errorf("start the compactor: %w", err), closeAll())
+	}
+
 	// Ready once every receiver replayed its WAL and the ring holds all of them:
 	// writes before that would land on owners that change a moment later.
 	ready := func() bool {
@@ -157,6 +174,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	query.addTo(&g)
 	gw.addTo(&g, logger.With("component", "store"))
 	gw.serveGRPC(&g, logger.With("component", "store"))
+	addCompactor(&g, comp, cc.wait, time.Duration(cc.waitInterval))
 	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
 	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
 	if !c.disableSelfScape {
