@@ -325,11 +325,11 @@ func TestCompactorSurvivesKills(t *testing.T) {
 	bkt, err := objstore.NewBucket(context.Background(), bucketYAML, nil, nil)
 	require.NoError(t, err)
 
-	g := genData{series: 20, step: 60_000, offset: 30_000}
-	base := time.Now().Add(-10*24*time.Hour).UnixMilli() / (2 * dayMs) * (2 * dayMs)
-	end := base + 4*dayMs
+	g := genData{series: 10, step: 60_000, offset: 30_000}
+	base := time.Now().Add(-12*24*time.Hour).UnixMilli() / (2 * dayMs) * (2 * dayMs)
+	end := base + 6*dayMs
 	want := g.samples(base, end, map[string]string{"tenant_id": "team-a"})
-	for r := range 2 {
+	for r := range 3 {
 		uploadGenBlocks(t, bkt, g, map[string]string{"tenant_id": "team-a", "receive_replica": fmt.Sprint(r)}, base, end, 2*hourMs)
 	}
 
@@ -337,15 +337,22 @@ func TestCompactorSurvivesKills(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	dataDir := t.TempDir()
-	for i := range 8 {
+	prev, busy := len(bucketBlocks(t, bkt)), 0
+	for i := range 10 {
 		p := startProcess(t, fmt.Sprintf("strata compact #%d", i), strataBin, "compact", "--wait", "--wait-interval=1s",
 			"--objstore.config="+string(bucketYAML), "--data-dir="+dataDir, "--http-address="+freeAddr(t),
 			"--consistency-delay=0s", "--delete-delay=0s", "--compact.partial-upload-age=1s",
 			"--deduplication.replica-label=receive_replica")
-		time.Sleep(time.Duration(200+rng.IntN(2500)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rng.IntN(1500)) * time.Millisecond)
 		_ = p.stop(t, syscall.SIGKILL, 30*time.Second)
-		t.Logf("killed after round %d: %d blocks in the bucket", i, len(bucketBlocks(t, bkt)))
+		n := len(bucketBlocks(t, bkt))
+		if n != prev {
+			busy++
+		}
+		prev = n
+		t.Logf("killed after round %d: %d blocks in the bucket", i, n)
 	}
+	require.GreaterOrEqual(t, busy, 3, "too few kills landed while the compactor was changing the bucket")
 	// Two clean passes: the first repairs and finishes, the second must find
 	// nothing left to clean.
 	runCompact(t, bucketYAML, "--deduplication.replica-label=receive_replica", "--compact.partial-upload-age=1s")
