@@ -25,6 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -276,4 +277,26 @@ func GroupKey(resolution int64, lbls map[string]string) string {
 // GroupKey returns the compaction group of the block, see GroupKey.
 func (m *Meta) GroupKey() string {
 	return GroupKey(m.Thanos.Downsample.Resolution, m.Thanos.Labels)
+}
+
+// ListIDs returns the IDs of the block directories at the root of bkt, in
+// bucket order: the top-level directories whose names are ULIDs. Other entries
+// (for example a debug/ directory) are skipped. Directories without meta.json
+// (partial uploads) are listed too.
+func ListIDs(ctx context.Context, bkt objstore.BucketReader) ([]ulid.ULID, error) {
+	var ids []ulid.ULID
+	err := bkt.Iter(ctx, "", func(name string) error {
+		dir, ok := strings.CutSuffix(name, objstore.DirDelim)
+		if !ok {
+			return nil
+		}
+		if id, err := ulid.ParseStrict(dir); err == nil {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list blocks: %w", err)
+	}
+	return ids, nil
 }

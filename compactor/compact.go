@@ -140,32 +140,45 @@ func (c *Compactor) compactAll(ctx context.Context, st *syncState) error {
 	c.metrics.todoGroups.Set(float64(nGroups))
 	c.metrics.todoBlocks.Set(float64(nBlocks))
 
+	return forEachConcurrently(ctx, gs, c.cfg.Concurrency, func(g *group) error {
+		err := c.compactGroup(ctx, g, maps.Clone(excluded))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil {
+			c.countFailure(ctx, failureCompaction)
+			c.logger.Warn("compact group; retrying in the next pass", "group", g.key, "err", err)
+		}
+		return fmt.Errorf("group %s: %w", g.key, err)
+	})
+}
+
+// forEachConcurrently calls f for each item, concurrency calls at once, until
+// ctx is done, and returns the errors of all calls joined: one failure does not
+// stop the others.
+func forEachConcurrently[T any](ctx context.Context, items []T, concurrency int, f func(T) error) error {
 	var (
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
 	)
-	work := make(chan *group)
-	for range c.cfg.Concurrency {
+	work := make(chan T)
+	for range max(concurrency, 1) {
 		wg.Go(func() {
-			for g := range work {
-				if err := c.compactGroup(ctx, g, maps.Clone(excluded)); err != nil {
-					if ctx.Err() == nil {
-						c.countFailure(ctx, failureCompaction)
-						c.logger.Warn("compact group; retrying in the next pass", "group", g.key, "err", err)
-					}
+			for it := range work {
+				if err := f(it); err != nil {
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("group %s: %w", g.key, err))
+					errs = append(errs, err)
 					mu.Unlock()
 				}
 			}
 		})
 	}
-	for _, g := range gs {
+	for _, it := range items {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- g
+		work <- it
 	}
 	close(work)
 	wg.Wait()

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -59,36 +58,14 @@ func (c *Compactor) toDownsample(st *syncState, from, to, minSpan int64) []*bloc
 func (c *Compactor) downsampleAll(ctx context.Context, st *syncState, from, to, minSpan int64) error {
 	due := c.toDownsample(st, from, to, minSpan)
 	c.metrics.todoDownsample.Set(float64(len(due)))
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	work := make(chan *block.Meta)
-	for range c.cfg.Concurrency {
-		wg.Go(func() {
-			for m := range work {
-				if err := c.downsampleBlock(ctx, m, to); err != nil {
-					if ctx.Err() == nil {
-						c.countFailure(ctx, failureDownsample)
-						c.logger.Warn("downsample block; retrying in the next pass", "block", m.ULID, "resolution", to, "err", err)
-					}
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, m := range due {
-		if ctx.Err() != nil {
-			break
+	return forEachConcurrently(ctx, due, c.cfg.Concurrency, func(m *block.Meta) error {
+		err := c.downsampleBlock(ctx, m, to)
+		if err != nil && ctx.Err() == nil {
+			c.countFailure(ctx, failureDownsample)
+			c.logger.Warn("downsample block; retrying in the next pass", "block", m.ULID, "resolution", to, "err", err)
 		}
-		work <- m
-	}
-	close(work)
-	wg.Wait()
-	return errors.Join(errs...)
+		return err
+	})
 }
 
 // downsampleBlock downloads block m, downsamples it to resolution to and

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/stratametrics/strata/storeapi"
 	"github.com/stratametrics/strata/storeapi/storepb"
 )
 
@@ -307,7 +308,7 @@ func decodeChunk(c *storepb.AggrChunk, read aggrRead, rawRanges []timeRange, lse
 }
 
 func decodeSubChunk(c *storepb.Chunk) (chunkenc.Chunk, error) {
-	enc, err := encoding(c.GetType())
+	enc, err := storeapi.ChunkEncodingFromProto(c.GetType())
 	if err != nil {
 		return nil, err
 	}
@@ -316,18 +317,6 @@ func decodeSubChunk(c *storepb.Chunk) (chunkenc.Chunk, error) {
 		return nil, fmt.Errorf("decode chunk: %w", err)
 	}
 	return chk, nil
-}
-
-func encoding(t storepb.Chunk_Encoding) (chunkenc.Encoding, error) {
-	switch t {
-	case storepb.Chunk_XOR:
-		return chunkenc.EncXOR, nil
-	case storepb.Chunk_HISTOGRAM:
-		return chunkenc.EncHistogram, nil
-	case storepb.Chunk_FLOAT_HISTOGRAM:
-		return chunkenc.EncFloatHistogram, nil
-	}
-	return chunkenc.EncNone, fmt.Errorf("unsupported chunk encoding %d", t)
 }
 
 // millisT is a timestamp in milliseconds. It exists so that go vet's

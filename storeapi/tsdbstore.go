@@ -203,6 +203,19 @@ func (s *TSDBStore) selectSeries(ctx context.Context, r *storepb.SeriesRequest, 
 	return out, annotationStrings(set.Warnings()), closeQuerier, nil
 }
 
+// ChunkEncodingFromProto returns the Prometheus encoding of a wire chunk type.
+func ChunkEncodingFromProto(t storepb.Chunk_Encoding) (chunkenc.Encoding, error) {
+	switch t {
+	case storepb.Chunk_XOR:
+		return chunkenc.EncXOR, nil
+	case storepb.Chunk_HISTOGRAM:
+		return chunkenc.EncHistogram, nil
+	case storepb.Chunk_FLOAT_HISTOGRAM:
+		return chunkenc.EncFloatHistogram, nil
+	}
+	return chunkenc.EncNone, fmt.Errorf("unsupported chunk encoding %s", t)
+}
+
 // ChunkToProto returns c as a raw wire chunk, its bytes not copied. Encodings
 // that Thanos cannot read (XOR2) are re-encoded as XOR.
 func ChunkToProto(c chunkenc.Chunk) (*storepb.Chunk, error) {

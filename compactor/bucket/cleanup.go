@@ -94,7 +94,7 @@ func Cleanup(ctx context.Context, logger *slog.Logger, bkt objstore.Bucket, cfg 
 	if now.IsZero() {
 		now = time.Now()
 	}
-	ids, err := listBlockIDs(ctx, bkt)
+	ids, err := block.ListIDs(ctx, bkt)
 	if err != nil {
 		return stats, fmt.Errorf("cleanup: %w", err)
 	}
@@ -191,26 +191,4 @@ func newestObject(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID) 
 		return time.Time{}, 0, fmt.Errorf("block %s: list files: %w", id, err)
 	}
 	return newest, n, nil
-}
-
-// listBlockIDs returns the IDs of the top-level directories of bkt whose names
-// are ULIDs, in bucket order. Other entries are skipped.
-func listBlockIDs(ctx context.Context, bkt objstore.BucketReader) ([]ulid.ULID, error) {
-	var ids []ulid.ULID
-	err := bkt.Iter(ctx, "", func(name string) error {
-		dir, ok := strings.CutSuffix(name, objstore.DirDelim)
-		if !ok {
-			return nil
-		}
-		id, err := ulid.ParseStrict(dir)
-		if err != nil {
-			return nil
-		}
-		ids = append(ids, id)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list blocks: %w", err)
-	}
-	return ids, nil
 }

@@ -101,7 +101,7 @@ type ListOptions struct {
 // uploads) are skipped. A block whose meta.json does not read is left out and
 // its error joined into the returned error, next to the blocks that did read.
 func List(ctx context.Context, bkt objstore.BucketReader, opts ListOptions) ([]BlockInfo, error) {
-	ids, err := listBlockIDs(ctx, bkt)
+	ids, err := block.ListIDs(ctx, bkt)
 	if err != nil {
 		return nil, err
 	}

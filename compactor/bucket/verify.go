@@ -150,7 +150,7 @@ func Verify(ctx context.Context, logger *slog.Logger, bkt objstore.BucketReader,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ids, err := listBlockIDs(ctx, bkt)
+	ids, err := block.ListIDs(ctx, bkt)
 	if err != nil {
 		return nil, fmt.Errorf("verify bucket: %w", err)
 	}

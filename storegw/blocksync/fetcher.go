@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -182,23 +181,7 @@ func (f *Fetcher) Fetch(ctx context.Context) (metas map[ulid.ULID]*block.Meta, p
 // list returns the ULIDs of the top-level block directories of the bucket. Other
 // names are not blocks (for example Thanos' debug/ directory) and are ignored.
 func (f *Fetcher) list(ctx context.Context) ([]ulid.ULID, error) {
-	var ids []ulid.ULID
-	err := f.bkt.Iter(ctx, "", func(name string) error {
-		dir, ok := strings.CutSuffix(name, objstore.DirDelim)
-		if !ok {
-			return nil
-		}
-		id, err := ulid.ParseStrict(dir)
-		if err != nil {
-			return nil
-		}
-		ids = append(ids, id)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list blocks: %w", err)
-	}
-	return ids, nil
+	return block.ListIDs(ctx, f.bkt)
 }
 
 // readMetas returns the metas of ids, from the cache or read by up to

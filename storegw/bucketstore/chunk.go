@@ -44,16 +44,9 @@ const xor2HeaderLen = 3
 // sample without cutting it in two is returned whole: rather a few samples
 // twice than a failed query.
 func trimChunk(c *storepb.Chunk, cmint, cmaxt int64, ranges []interval) (_ *storepb.Chunk, mint, maxt int64, err error) {
-	var enc chunkenc.Encoding
-	switch c.GetType() {
-	case storepb.Chunk_XOR:
-		enc = chunkenc.EncXOR
-	case storepb.Chunk_HISTOGRAM:
-		enc = chunkenc.EncHistogram
-	case storepb.Chunk_FLOAT_HISTOGRAM:
-		enc = chunkenc.EncFloatHistogram
-	default:
-		return nil, 0, 0, fmt.Errorf("unsupported chunk type %s", c.GetType())
+	enc, err := storeapi.ChunkEncodingFromProto(c.GetType())
+	if err != nil {
+		return nil, 0, 0, err
 	}
 	src, err := chunkenc.FromData(enc, c.GetData())
 	if err != nil {
