@@ -41,7 +41,7 @@ func runMain(args []string) int {
 		Default("logfmt").Enum("logfmt", "json")
 
 	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
-	for _, c := range []command{receiveCommand, queryCommand, storeCommand, compactCommand, upCommand, toolsCommand} {
+	for _, c := range []command{receiveCommand, queryCommand, storeCommand, compactCommand, ruleCommand, upCommand, toolsCommand} {
 		name, run := c(app)
 		runs[name] = run
 	}

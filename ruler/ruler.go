@@ -1,0 +1,383 @@
+package ruler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	commonconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb/agent"
+)
+
+// Config configures a Ruler.
+type Config struct {
+	// DataDir holds the agent WAL that the remote write queues read from.
+	DataDir string
+	// RuleFiles are glob patterns of Prometheus rule files.
+	RuleFiles []string
+	// EvalInterval is the evaluation interval of groups that set none.
+	EvalInterval time.Duration
+	// QueryURLs are base URLs of Prometheus query APIs, tried in turn.
+	QueryURLs []string
+	// PartialResponse allows answers that warn about missing data.
+	PartialResponse bool
+	// QueryTimeout bounds one rule query; 0 leaves it to the evaluation interval.
+	QueryTimeout time.Duration
+	// RemoteWriteURLs receive the rule results.
+	RemoteWriteURLs []string
+	// AlertmanagerURLs receive the alerts (http://host:port[/prefix]).
+	AlertmanagerURLs []string
+	// AlertmanagerTimeout bounds one send to an Alertmanager.
+	AlertmanagerTimeout time.Duration
+	// ExternalLabels are added to remote-written series and to alerts.
+	ExternalLabels labels.Labels
+	// ForStateDropLabels are removed from ALERTS_FOR_STATE series read back
+	// for restoring, on top of the external label names: labels that other
+	// components add on the way to storage, such as the receivers' tenant label.
+	ForStateDropLabels []string
+	// ForGracePeriod, OutageTolerance and ResendDelay are passed to
+	// Prometheus' rule manager; see rules.ManagerOptions.
+	ForGracePeriod  time.Duration
+	OutageTolerance time.Duration
+	ResendDelay     time.Duration
+	// FlushDeadline bounds how long shutdown waits for queued samples to be sent.
+	FlushDeadline time.Duration
+	// ExternalURL is the base of alerts' generator URLs.
+	ExternalURL string
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("no data directory")
+	case len(c.QueryURLs) == 0:
+		return errors.New("no query endpoint")
+	case c.EvalInterval <= 0:
+		return errors.New("evaluation interval must be positive")
+	}
+	for _, p := range c.RuleFiles {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return fmt.Errorf("rule file pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Ruler evaluates rule files: see the package documentation.
+type Ruler struct {
+	cfg     Config
+	logger  *slog.Logger
+	metrics *rulerMetrics
+
+	query    *QueryClient
+	remote   *remote.Storage
+	wal      *agent.DB
+	notifier *notifier.Manager
+	manager  *rules.Manager
+	parser   parser.Parser
+
+	reloadMtx sync.Mutex
+	ready     atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type rulerMetrics struct {
+	reloadSuccess   prometheus.Gauge
+	reloadTimestamp prometheus.Gauge
+}
+
+func newRulerMetrics(reg prometheus.Registerer) *rulerMetrics {
+	return &rulerMetrics{
+		reloadSuccess: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "strata_rule_config_last_reload_successful",
+			Help: "Whether the last rule reload succeeded (1) or was rejected (0).",
+		}),
+		reloadTimestamp: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "strata_rule_config_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful rule reload.",
+		}),
+	}
+}
+
+// New opens the WAL in cfg.DataDir, starts the remote write queues and loads
+// the rule files; it fails when any of them is invalid. Evaluation starts with
+// Run; Close releases the WAL.
+func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (_ *Ruler, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FlushDeadline <= 0 {
+		cfg.FlushDeadline = time.Minute
+	}
+	if cfg.AlertmanagerTimeout <= 0 {
+		cfg.AlertmanagerTimeout = 10 * time.Second
+	}
+	r := &Ruler{cfg: cfg, logger: logger, metrics: newRulerMetrics(reg), parser: parser.NewParser(parser.Options{})}
+
+	r.query, err = NewQueryClient(cfg.QueryURLs, cfg.PartialResponse, cfg.QueryTimeout, reg, logger.With("part", "query"))
+	if err != nil {
+		return nil, err
+	}
+
+	promCfg, err := r.promConfig()
+	if err != nil {
+		return nil, err
+	}
+	// The remote storage's watchers tail <DataDir>/wal, which the agent DB writes.
+	r.remote = remote.NewStorage(logger.With("part", "remote-write"), reg, func() (int64, error) { return 0, nil }, cfg.DataDir, cfg.FlushDeadline, nil, false)
+	if err := r.remote.ApplyConfig(promCfg); err != nil {
+		return nil, errors.Join(fmt.Errorf("apply remote write configuration: %w", err), r.remote.Close())
+	}
+	r.wal, err = agent.Open(logger.With("part", "wal"), reg, r.remote, cfg.DataDir, agent.DefaultOptions())
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open WAL in %s: %w", cfg.DataDir, err), r.remote.Close())
+	}
+	// Without this the queues find new WAL records only on their periodic read.
+	r.wal.SetWriteNotified(r.remote)
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, r.Close())
+		}
+	}()
+
+	r.notifier = notifier.NewManager(&notifier.Options{
+		QueueCapacity:   10000,
+		DrainOnShutdown: true,
+		Registerer:      reg,
+	}, model.UTF8Validation, logger.With("part", "notifier"))
+	if err := r.notifier.ApplyConfig(promCfg); err != nil {
+		return nil, fmt.Errorf("apply alertmanager configuration: %w", err)
+	}
+
+	drop := append(append([]string{}, cfg.ForStateDropLabels...), externalLabelNames(cfg.ExternalLabels)...)
+	r.manager = rules.NewManager(&rules.ManagerOptions{
+		ExternalURL:     mustParseURL(cfg.ExternalURL),
+		QueryFunc:       r.query.Query,
+		NotifyFunc:      rules.SendAlerts(r.notifier, cfg.ExternalURL),
+		Context:         context.Background(),
+		Appendable:      r.wal,
+		Queryable:       r.query.Queryable(drop),
+		Logger:          logger.With("part", "rules"),
+		Registerer:      reg,
+		OutageTolerance: cfg.OutageTolerance,
+		ForGracePeriod:  cfg.ForGracePeriod,
+		ResendDelay:     cfg.ResendDelay,
+		Parser:          r.parser,
+	})
+	if err := r.Reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// promConfig builds the Prometheus configuration the remote storage and the
+// notifier take: external labels, remote write queues, Alertmanagers.
+func (r *Ruler) promConfig() (*config.Config, error) {
+	c := &config.Config{GlobalConfig: config.DefaultGlobalConfig}
+	c.GlobalConfig.ExternalLabels = r.cfg.ExternalLabels
+	for _, s := range r.cfg.RemoteWriteURLs {
+		u, err := parseHTTPURL(s)
+		if err != nil {
+			return nil, fmt.Errorf("remote write URL: %w", err)
+		}
+		rw := config.DefaultRemoteWriteConfig
+		rw.URL = &commonconfig.URL{URL: u}
+		// Rules have no scrape metadata to send.
+		rw.MetadataConfig.Send = false
+		c.RemoteWriteConfigs = append(c.RemoteWriteConfigs, &rw)
+	}
+	for _, s := range r.cfg.AlertmanagerURLs {
+		u, err := parseHTTPURL(s)
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager URL: %w", err)
+		}
+		am := config.DefaultAlertmanagerConfig
+		am.Scheme = u.Scheme
+		am.PathPrefix = u.Path
+		am.Timeout = model.Duration(r.cfg.AlertmanagerTimeout)
+		c.AlertingConfig.AlertmanagerConfigs = append(c.AlertingConfig.AlertmanagerConfigs, &am)
+	}
+	return c, nil
+}
+
+// alertmanagerTargets is the static service discovery of --alertmanagers.url,
+// keyed as the notifier names its configurations.
+func (r *Ruler) alertmanagerTargets() map[string][]*targetgroup.Group {
+	tgs := map[string][]*targetgroup.Group{}
+	for i, s := range r.cfg.AlertmanagerURLs {
+		u, _ := parseHTTPURL(s) // validated in New
+		tgs[fmt.Sprintf("config-%d", i)] = []*targetgroup.Group{{
+			Source:  s,
+			Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}},
+		}}
+	}
+	return tgs
+}
+
+// Run evaluates the rules until ctx is done, then stops evaluating and sends
+// the alerts still queued. Close must still be called.
+func (r *Ruler) Run(ctx context.Context) error {
+	tsets := make(chan map[string][]*targetgroup.Group, 1)
+	tsets <- r.alertmanagerTargets()
+	notifierDone := make(chan struct{})
+	go func() {
+		defer close(notifierDone)
+		r.notifier.Run(tsets)
+	}()
+	managerDone := make(chan struct{})
+	go func() {
+		defer close(managerDone)
+		r.manager.Run()
+	}()
+	r.ready.Store(true)
+	r.logger.Info("ruler started", "groups", len(r.manager.RuleGroups()))
+
+	<-ctx.Done()
+	r.ready.Store(false)
+	r.manager.Stop()
+	<-managerDone
+	r.notifier.Stop()
+	<-notifierDone
+	return nil
+}
+
+// Ready reports whether rules are being evaluated.
+func (r *Ruler) Ready() bool { return r.ready.Load() }
+
+// Reload re-reads the rule files. Invalid files are rejected with an error
+// naming them, and the running groups are kept.
+func (r *Ruler) Reload() error {
+	r.reloadMtx.Lock()
+	defer r.reloadMtx.Unlock()
+	files, err := LoadFiles(r.cfg.RuleFiles, r.parser, r.logger)
+	if err == nil {
+		err = r.manager.Update(r.cfg.EvalInterval, files, r.cfg.ExternalLabels, r.cfg.ExternalURL, nil)
+	}
+	if err != nil {
+		r.metrics.reloadSuccess.Set(0)
+		r.logger.Error("rules rejected, the previous rules keep running", "err", err)
+		return fmt.Errorf("reload rules: %w", err)
+	}
+	r.metrics.reloadSuccess.Set(1)
+	r.metrics.reloadTimestamp.SetToCurrentTime()
+	r.logger.Info("rules loaded", "files", len(files))
+	return nil
+}
+
+// Groups returns the rule groups being evaluated, sorted by file and name.
+func (r *Ruler) Groups() []*rules.Group { return r.manager.RuleGroups() }
+
+// Close stops the remote write queues, after sending what they can within the
+// flush deadline, and closes the WAL. Samples not sent stay in the WAL and are
+// sent after the next start.
+func (r *Ruler) Close() error {
+	r.closeOnce.Do(func() {
+		var errs []error
+		if err := r.remote.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close remote write: %w", err))
+		}
+		if err := r.wal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close WAL: %w", err))
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}
+
+// LoadFiles expands the glob patterns and validates every rule file found
+// with Prometheus' rulefmt, expressions included. The error names each
+// invalid file. A pattern that matches nothing is logged, not an error, so
+// that a directory may start empty.
+func LoadFiles(patterns []string, p parser.Parser, logger *slog.Logger) ([]string, error) {
+	if p == nil {
+		p = parser.NewParser(parser.Options{})
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	seen := map[string]bool{}
+	var files []string
+	for _, pat := range patterns {
+		matches, err := filepath.Glob(pat)
+		if err != nil {
+			return nil, fmt.Errorf("rule file pattern %q: %w", pat, err)
+		}
+		if len(matches) == 0 {
+			logger.Warn("rule file pattern matches no file", "pattern", pat)
+		}
+		for _, m := range matches {
+			if !seen[m] {
+				seen[m] = true
+				files = append(files, m)
+			}
+		}
+	}
+	sort.Strings(files)
+	var errs []error
+	for _, f := range files {
+		if _, ferrs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, logger); len(ferrs) > 0 {
+			// rulefmt prefixes every error with the file name.
+			errs = append(errs, ferrs...)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return files, nil
+}
+
+func externalLabelNames(ls labels.Labels) []string {
+	var names []string
+	ls.Range(func(l labels.Label) { names = append(names, l.Name) })
+	return names
+}
+
+func parseHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("parse %q: %w", s, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q: want http(s)://host:port[/path]", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	return u, nil
+}
+
+func mustParseURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		return &url.URL{}
+	}
+	return u
+}
