@@ -11,7 +11,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// memberlist's probe of a peer is not tied to Shutdown: a probe started just
+	// before it waits out its own timeout (up to the probe interval) before it
+	// returns, which a loaded CI machine can stretch past goleak's retries.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
 // numSeries is how many series the property tests place.
