@@ -85,7 +85,7 @@ func Download(ctx context.Context, logger *slog.Logger, bkt objstore.BucketReade
 		}
 		sizes[rel] = n
 	}
-	if err := syncDir(filepath.Join(dir, ChunksDirname)); err != nil {
+	if err := SyncDir(filepath.Join(dir, ChunksDirname)); err != nil {
 		return fmt.Errorf("download block %s: %w", id, err)
 	}
 
@@ -156,8 +156,9 @@ func downloadFile(ctx context.Context, bkt objstore.BucketReader, name, dst stri
 	return n, nil
 }
 
-// syncDir persists the entries of dir.
-func syncDir(dir string) error {
+// SyncDir persists the entries of dir, so that files created or renamed in it
+// survive a crash.
+func SyncDir(dir string) error {
 	d, err := fileutil.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dir, err)

@@ -1,6 +1,7 @@
 package compactor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func (d data) normalized() data {
 			continue
 		}
 		c := slices.Clone(ss)
-		slices.SortStableFunc(c, func(a, b blocktest.Sample) int { return cmpInt64(a.T, b.T) })
+		slices.SortStableFunc(c, func(a, b blocktest.Sample) int { return cmp.Compare(a.T, b.T) })
 		out[k] = c
 	}
 	return out
@@ -183,7 +184,7 @@ func listBlocks(t testing.TB, bkt objstore.Bucket) []bucketBlock {
 	}))
 	slices.SortFunc(out, func(a, b bucketBlock) int {
 		if a.meta.MinTime != b.meta.MinTime {
-			return cmpInt64(a.meta.MinTime, b.meta.MinTime)
+			return cmp.Compare(a.meta.MinTime, b.meta.MinTime)
 		}
 		return a.meta.ULID.Compare(b.meta.ULID)
 	})

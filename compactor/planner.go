@@ -1,6 +1,7 @@
 package compactor
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -94,24 +95,14 @@ func sortedByMinTime(metas []*block.Meta) []*block.Meta {
 	out := slices.Clone(metas)
 	slices.SortFunc(out, func(a, b *block.Meta) int {
 		if a.MinTime != b.MinTime {
-			return cmpInt64(a.MinTime, b.MinTime)
+			return cmp.Compare(a.MinTime, b.MinTime)
 		}
 		if a.MaxTime != b.MaxTime {
-			return cmpInt64(a.MaxTime, b.MaxTime)
+			return cmp.Compare(a.MaxTime, b.MaxTime)
 		}
 		return a.ULID.Compare(b.ULID)
 	})
 	return out
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // overlappingRun returns the first run of blocks, sorted by MinTime, in which

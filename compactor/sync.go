@@ -134,7 +134,7 @@ func (f *markFilter) Filter(ctx context.Context, metas map[ulid.ULID]*block.Meta
 	f.mu.Unlock()
 
 	var mu sync.Mutex
-	err = forEach(ctx, toRead, f.concurrency, func(ctx context.Context, id ulid.ULID) error {
+	err = blocksync.ForEachID(ctx, toRead, f.concurrency, func(ctx context.Context, id ulid.ULID) error {
 		m, err := block.ReadDeletionMark(ctx, f.bkt, id)
 		switch {
 		case errors.Is(err, objstore.ErrNotFound):
@@ -305,48 +305,4 @@ func coversAll(set map[ulid.ULID]bool, sources []ulid.ULID) bool {
 		}
 	}
 	return true
-}
-
-// forEach calls f for every id with at most concurrency calls at once and
-// returns the first error, after which remaining ids are skipped.
-func forEach(ctx context.Context, ids []ulid.ULID, concurrency int, f func(context.Context, ulid.ULID) error) error {
-	if concurrency <= 0 {
-		concurrency = 1
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	work := make(chan ulid.ULID)
-	for range min(concurrency, len(ids)) {
-		wg.Go(func() {
-			for id := range work {
-				if err := f(ctx, id); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-loop:
-	for _, id := range ids {
-		select {
-		case work <- id:
-		case <-ctx.Done():
-			break loop
-		}
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
 }

@@ -1,6 +1,7 @@
 package storeapi
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -76,23 +77,13 @@ func MergeSeries(all []Series) []Series {
 	}
 	for i := range out {
 		slices.SortStableFunc(out[i].Chunks, func(a, b *storepb.AggrChunk) int {
-			if c := compareInt64(a.GetMinTime(), b.GetMinTime()); c != 0 {
+			if c := cmp.Compare(a.GetMinTime(), b.GetMinTime()); c != 0 {
 				return c
 			}
-			return compareInt64(a.GetMaxTime(), b.GetMaxTime())
+			return cmp.Compare(a.GetMaxTime(), b.GetMaxTime())
 		})
 	}
 	return out
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // SendSeries streams sorted series, batchSize per frame when batchSize > 1.

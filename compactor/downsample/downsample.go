@@ -94,13 +94,13 @@ func Downsample(ctx context.Context, logger *slog.Logger, srcDir string, resolut
 	if err := meta.WriteToDir(logger, tmp); err != nil {
 		return nil, fmt.Errorf("downsample block %s: %w", src.ULID, err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := block.SyncDir(tmp); err != nil {
 		return nil, fmt.Errorf("downsample block %s: %w", src.ULID, err)
 	}
 	if err := fileutil.Replace(tmp, final); err != nil {
 		return nil, fmt.Errorf("downsample block %s: rename block %s into place: %w", src.ULID, id, err)
 	}
-	if err := syncDir(dstDir); err != nil {
+	if err := block.SyncDir(dstDir); err != nil {
 		return nil, fmt.Errorf("downsample block %s: %w", src.ULID, err)
 	}
 	logger.Info("downsampled block", "block", src.ULID, "new_block", id, "from_resolution", srcRes,
@@ -134,19 +134,4 @@ func newMeta(src *block.Meta, id ulid.ULID, resolution int64, stats tsdb.BlockSt
 			Source:     block.SourceCompactor,
 		},
 	}
-}
-
-// syncDir persists the entries of dir.
-func syncDir(dir string) error {
-	d, err := fileutil.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	if err := d.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("sync %s: %w", dir, err), d.Close())
-	}
-	if err := d.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", dir, err)
-	}
-	return nil
 }

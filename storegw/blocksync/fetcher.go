@@ -209,7 +209,7 @@ func (f *Fetcher) readMetas(ctx context.Context, ids []ulid.ULID) (map[ulid.ULID
 		mu      sync.Mutex
 		partial = map[ulid.ULID]error{}
 	)
-	err := forEachID(ctx, toRead, f.cfg.Concurrency, func(ctx context.Context, id ulid.ULID) error {
+	err := ForEachID(ctx, toRead, f.cfg.Concurrency, func(ctx context.Context, id ulid.ULID) error {
 		m, err := block.ReadMetaFromBucket(ctx, f.bkt, id)
 		mu.Lock()
 		defer mu.Unlock()
@@ -242,9 +242,10 @@ func sortedIDs[V any](m map[ulid.ULID]V) []ulid.ULID {
 	return slices.SortedFunc(maps.Keys(m), func(a, b ulid.ULID) int { return a.Compare(b) })
 }
 
-// forEachID calls f for every id, concurrency at a time. The first error stops
-// the work still to start; forEachID returns the errors, or the context's.
-func forEachID(ctx context.Context, ids []ulid.ULID, concurrency int, f func(context.Context, ulid.ULID) error) error {
+// ForEachID calls f for every id, concurrency at a time (at least one). The
+// first error stops the work still to start; ForEachID returns the errors, or
+// the context's.
+func ForEachID(ctx context.Context, ids []ulid.ULID, concurrency int, f func(context.Context, ulid.ULID) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -253,7 +254,7 @@ func forEachID(ctx context.Context, ids []ulid.ULID, concurrency int, f func(con
 		work = make(chan ulid.ULID)
 		wg   sync.WaitGroup
 	)
-	for range min(concurrency, len(ids)) {
+	for range min(max(concurrency, 1), len(ids)) {
 		wg.Go(func() {
 			for id := range work {
 				if err := f(ctx, id); err != nil {

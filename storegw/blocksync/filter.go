@@ -54,7 +54,7 @@ func (f *DeletionMarkFilter) Filter(ctx context.Context, metas map[ulid.ULID]*bl
 		expired []ulid.ULID
 	)
 	now := time.Now()
-	err := forEachID(ctx, sortedIDs(metas), f.concurrency, func(ctx context.Context, id ulid.ULID) error {
+	err := ForEachID(ctx, sortedIDs(metas), f.concurrency, func(ctx context.Context, id ulid.ULID) error {
 		m, err := block.ReadDeletionMark(ctx, f.bkt, id)
 		switch {
 		case errors.Is(err, objstore.ErrNotFound):
