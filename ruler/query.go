@@ -111,11 +111,16 @@ type queryData struct {
 	Result     json.RawMessage `json:"result"`
 }
 
-// Query evaluates q at t; it has the signature of rules.QueryFunc. Vector and
-// scalar results are returned as a vector, as Prometheus' own engine does for
-// rules.
+// Query evaluates q at t, allowing partial responses as the client was built
+// to; it has the signature of rules.QueryFunc. Vector and scalar results are
+// returned as a vector, as Prometheus' own engine does for rules.
 func (c *QueryClient) Query(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
-	data, err := c.query(ctx, q, t)
+	return c.QueryPartial(ctx, q, t, c.partialResponse)
+}
+
+// QueryPartial is Query with partial responses allowed or not for this query.
+func (c *QueryClient) QueryPartial(ctx context.Context, q string, t time.Time, partial bool) (promql.Vector, error) {
+	data, err := c.query(ctx, q, t, partial)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +150,11 @@ func (c *QueryClient) Query(ctx context.Context, q string, t time.Time) (promql.
 }
 
 // query sends q to each endpoint in turn and returns the first answer.
-func (c *QueryClient) query(ctx context.Context, q string, t time.Time) (*queryData, error) {
+func (c *QueryClient) query(ctx context.Context, q string, t time.Time, partial bool) (*queryData, error) {
 	form := url.Values{}
 	form.Set("query", q)
 	form.Set("time", strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64))
-	form.Set("partial_response", strconv.FormatBool(c.partialResponse))
+	form.Set("partial_response", strconv.FormatBool(partial))
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -160,7 +165,7 @@ func (c *QueryClient) query(ctx context.Context, q string, t time.Time) (*queryD
 
 	var errs []error
 	for _, e := range c.endpoints {
-		data, err := c.queryEndpoint(ctx, e, body)
+		data, err := c.queryEndpoint(ctx, e, body, partial)
 		if err == nil {
 			c.metrics.requests.WithLabelValues("success").Inc()
 			return data, nil
@@ -175,7 +180,7 @@ func (c *QueryClient) query(ctx context.Context, q string, t time.Time) (*queryD
 	return nil, fmt.Errorf("query %q on every endpoint: %w", q, errors.Join(errs...))
 }
 
-func (c *QueryClient) queryEndpoint(ctx context.Context, endpoint *url.URL, body string) (_ *queryData, err error) {
+func (c *QueryClient) queryEndpoint(ctx context.Context, endpoint *url.URL, body string, partial bool) (_ *queryData, err error) {
 	u := endpoint.JoinPath("/api/v1/query")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
 	if err != nil {
@@ -208,7 +213,7 @@ func (c *QueryClient) queryEndpoint(ctx context.Context, endpoint *url.URL, body
 	}
 	if len(ar.Warnings) > 0 {
 		c.metrics.withWarnings.Inc()
-		if !c.partialResponse {
+		if !partial {
 			return nil, fmt.Errorf("%w from %s: %s", ErrPartialResponse, endpoint.Redacted(), strings.Join(ar.Warnings, "; "))
 		}
 		c.logger.Warn("rule query answered with warnings", "endpoint", endpoint.Redacted(), "warnings", strings.Join(ar.Warnings, "; "))
@@ -232,19 +237,16 @@ func metricToLabels(m model.Metric) labels.Labels {
 // Queryable returns a storage.Queryable over the query endpoints, enough for
 // the rule manager to restore the `for` state of alerts from
 // ALERTS_FOR_STATE: Select runs a range-vector query for the matchers over the
-// querier's time range. Labels named in dropLabels (the ruler's external
-// labels, a receiver's tenant label) are removed from the series returned, so
-// that they match the alerts' own labels.
-func (c *QueryClient) Queryable(dropLabels []string) storage.Queryable {
+// querier's time range.
+func (c *QueryClient) Queryable() storage.Queryable {
 	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-		return &remoteQuerier{c: c, mint: mint, maxt: maxt, drop: dropLabels}, nil
+		return &remoteQuerier{c: c, mint: mint, maxt: maxt}, nil
 	})
 }
 
 type remoteQuerier struct {
 	c          *QueryClient
 	mint, maxt int64
-	drop       []string
 }
 
 // Select implements storage.Querier.
@@ -258,7 +260,7 @@ func (q *remoteQuerier) Select(ctx context.Context, _ bool, _ *storage.SelectHin
 	}
 	rangeMs := max(q.maxt-q.mint, 1)
 	expr := fmt.Sprintf("{%s}[%dms]", strings.Join(ms, ","), rangeMs)
-	data, err := q.c.query(ctx, expr, time.UnixMilli(q.maxt))
+	data, err := q.c.query(ctx, expr, time.UnixMilli(q.maxt), q.c.partialResponse)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -272,9 +274,6 @@ func (q *remoteQuerier) Select(ctx context.Context, _ bool, _ *storage.SelectHin
 	series := make([]storage.Series, 0, len(m))
 	for _, ss := range m {
 		lset := metricToLabels(ss.Metric)
-		if len(q.drop) > 0 {
-			lset = labels.NewBuilder(lset).Del(q.drop...).Labels()
-		}
 		samples := make([]chunks.Sample, 0, len(ss.Values))
 		for _, p := range ss.Values {
 			samples = append(samples, sample{t: int64(p.Timestamp), f: float64(p.Value)})

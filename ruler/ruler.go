@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,12 +19,15 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/agent"
+
+	"github.com/stratametrics/strata/querier"
 )
 
 // Config configures a Ruler.
@@ -38,7 +40,14 @@ type Config struct {
 	EvalInterval time.Duration
 	// QueryURLs are base URLs of Prometheus query APIs, tried in turn.
 	QueryURLs []string
-	// PartialResponse allows answers that warn about missing data.
+	// Endpoints are Store API endpoints (host:port, or dns+host:port) that an
+	// in-process PromQL engine evaluates the rules over, instead of QueryURLs.
+	Endpoints []string
+	// ReplicaLabels are deduplicated away by the in-process engine; nil means
+	// querier.DefaultReplicaLabels().
+	ReplicaLabels []string
+	// PartialResponse allows answers that warn about missing data, for the
+	// groups that set no partial_response_strategy.
 	PartialResponse bool
 	// QueryTimeout bounds one rule query; 0 leaves it to the evaluation interval.
 	QueryTimeout time.Duration
@@ -48,6 +57,12 @@ type Config struct {
 	AlertmanagerURLs []string
 	// AlertmanagerTimeout bounds one send to an Alertmanager.
 	AlertmanagerTimeout time.Duration
+	// AlertmanagerRefreshInterval is how often Alertmanager host names are
+	// resolved again; zero means DefaultAlertmanagerRefreshInterval.
+	AlertmanagerRefreshInterval time.Duration
+	// Resolver resolves Alertmanager host names, and dns+ endpoints; nil
+	// means the system resolver.
+	Resolver querier.Resolver
 	// ExternalLabels are added to remote-written series and to alerts.
 	ExternalLabels labels.Labels
 	// ForStateDropLabels are removed from ALERTS_FOR_STATE series read back
@@ -70,8 +85,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("no data directory")
-	case len(c.QueryURLs) == 0:
-		return errors.New("no query endpoint")
+	case len(c.QueryURLs) == 0 && len(c.Endpoints) == 0:
+		return errors.New("nothing to query: give query URLs or Store API endpoints")
+	case len(c.QueryURLs) > 0 && len(c.Endpoints) > 0:
+		return errors.New("give query URLs or Store API endpoints, not both")
 	case c.EvalInterval <= 0:
 		return errors.New("evaluation interval must be positive")
 	}
@@ -89,12 +106,20 @@ type Ruler struct {
 	logger  *slog.Logger
 	metrics *rulerMetrics
 
-	query    *QueryClient
-	remote   *remote.Storage
-	wal      *agent.DB
-	notifier *notifier.Manager
-	manager  *rules.Manager
-	parser   parser.Parser
+	// query runs a rule query, with partial responses allowed or not.
+	query func(ctx context.Context, q string, t time.Time, partial bool) (promql.Vector, error)
+	// endpoints is the in-process engine's endpoint set, nil with QueryURLs.
+	endpoints *querier.EndpointSet
+	// partial maps rules.GroupKey to the partial response choice of the groups
+	// that set one.
+	partial atomic.Pointer[map[string]bool]
+
+	alertmanagers *alertmanagerDiscovery
+	remote        *remote.Storage
+	wal           *agent.DB
+	notifier      *notifier.Manager
+	manager       *rules.Manager
+	parser        parser.Parser
 
 	reloadMtx sync.Mutex
 	ready     atomic.Bool
@@ -137,32 +162,54 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (_ *Ruler, 
 		cfg.AlertmanagerTimeout = 10 * time.Second
 	}
 	r := &Ruler{cfg: cfg, logger: logger, metrics: newRulerMetrics(reg), parser: parser.NewParser(parser.Options{})}
+	r.partial.Store(&map[string]bool{})
 
-	r.query, err = NewQueryClient(cfg.QueryURLs, cfg.PartialResponse, cfg.QueryTimeout, reg, logger.With("part", "query"))
+	var amURLs []*url.URL
+	for _, s := range cfg.AlertmanagerURLs {
+		u, err := parseHTTPURL(s)
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager URL: %w", err)
+		}
+		amURLs = append(amURLs, u)
+	}
+	r.alertmanagers = newAlertmanagerDiscovery(amURLs, cfg.Resolver, logger.With("part", "alertmanager-discovery"))
+	promCfg, err := r.promConfig(amURLs)
 	if err != nil {
 		return nil, err
 	}
 
-	promCfg, err := r.promConfig()
-	if err != nil {
-		return nil, err
+	drop := append(append([]string{}, cfg.ForStateDropLabels...), externalLabelNames(cfg.ExternalLabels)...)
+	var restore storage.Queryable
+	if len(cfg.QueryURLs) > 0 {
+		c, err := NewQueryClient(cfg.QueryURLs, cfg.PartialResponse, cfg.QueryTimeout, reg, logger.With("part", "query"))
+		if err != nil {
+			return nil, err
+		}
+		r.query, restore = c.QueryPartial, c.Queryable()
+	} else {
+		r.endpoints, r.query, restore, err = newEngine(cfg, reg, logger.With("part", "engine"))
+		if err != nil {
+			return nil, err
+		}
 	}
 	// The remote storage's watchers tail <DataDir>/wal, which the agent DB writes.
 	r.remote = remote.NewStorage(logger.With("part", "remote-write"), reg, func() (int64, error) { return 0, nil }, cfg.DataDir, cfg.FlushDeadline, nil, false)
-	if err := r.remote.ApplyConfig(promCfg); err != nil {
-		return nil, errors.Join(fmt.Errorf("apply remote write configuration: %w", err), r.remote.Close())
-	}
 	r.wal, err = agent.Open(logger.With("part", "wal"), reg, r.remote, cfg.DataDir, agent.DefaultOptions())
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open WAL in %s: %w", cfg.DataDir, err), r.remote.Close())
+		return nil, errors.Join(fmt.Errorf("open WAL in %s: %w", cfg.DataDir, err), r.remote.Close(), r.closeEndpoints())
 	}
-	// Without this the queues find new WAL records only on their periodic read.
-	r.wal.SetWriteNotified(r.remote)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
 		}
 	}()
+	// The queues' WAL watchers start here; with the WAL already open they
+	// find it at once instead of retrying seconds later.
+	if err := r.remote.ApplyConfig(promCfg); err != nil {
+		return nil, fmt.Errorf("apply remote write configuration: %w", err)
+	}
+	// Without this the queues find new WAL records only on their periodic read.
+	r.wal.SetWriteNotified(r.remote)
 
 	r.notifier = notifier.NewManager(&notifier.Options{
 		QueueCapacity:   10000,
@@ -173,14 +220,14 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (_ *Ruler, 
 		return nil, fmt.Errorf("apply alertmanager configuration: %w", err)
 	}
 
-	drop := append(append([]string{}, cfg.ForStateDropLabels...), externalLabelNames(cfg.ExternalLabels)...)
 	r.manager = rules.NewManager(&rules.ManagerOptions{
 		ExternalURL:     mustParseURL(cfg.ExternalURL),
-		QueryFunc:       r.query.Query,
+		QueryFunc:       r.ruleQuery,
 		NotifyFunc:      rules.SendAlerts(r.notifier, cfg.ExternalURL),
 		Context:         context.Background(),
 		Appendable:      r.wal,
-		Queryable:       r.query.Queryable(drop),
+		Queryable:       dropLabelsQueryable{Queryable: restore, drop: drop},
+		GroupLoader:     fileLoader{parser: r.parser, logger: logger.With("part", "rules")},
 		Logger:          logger.With("part", "rules"),
 		Registerer:      reg,
 		OutageTolerance: cfg.OutageTolerance,
@@ -196,7 +243,7 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (_ *Ruler, 
 
 // promConfig builds the Prometheus configuration the remote storage and the
 // notifier take: external labels, remote write queues, Alertmanagers.
-func (r *Ruler) promConfig() (*config.Config, error) {
+func (r *Ruler) promConfig(alertmanagers []*url.URL) (*config.Config, error) {
 	c := &config.Config{GlobalConfig: config.DefaultGlobalConfig}
 	c.GlobalConfig.ExternalLabels = r.cfg.ExternalLabels
 	for _, s := range r.cfg.RemoteWriteURLs {
@@ -208,13 +255,12 @@ func (r *Ruler) promConfig() (*config.Config, error) {
 		rw.URL = &commonconfig.URL{URL: u}
 		// Rules have no scrape metadata to send.
 		rw.MetadataConfig.Send = false
+		// A ruler writes a burst per evaluation: send it at once rather than
+		// after Prometheus' 5s batch deadline.
+		rw.QueueConfig.BatchSendDeadline = model.Duration(time.Second)
 		c.RemoteWriteConfigs = append(c.RemoteWriteConfigs, &rw)
 	}
-	for _, s := range r.cfg.AlertmanagerURLs {
-		u, err := parseHTTPURL(s)
-		if err != nil {
-			return nil, fmt.Errorf("alertmanager URL: %w", err)
-		}
+	for _, u := range alertmanagers {
 		am := config.DefaultAlertmanagerConfig
 		am.Scheme = u.Scheme
 		am.PathPrefix = u.Path
@@ -224,25 +270,23 @@ func (r *Ruler) promConfig() (*config.Config, error) {
 	return c, nil
 }
 
-// alertmanagerTargets is the static service discovery of --alertmanagers.url,
-// keyed as the notifier names its configurations.
-func (r *Ruler) alertmanagerTargets() map[string][]*targetgroup.Group {
-	tgs := map[string][]*targetgroup.Group{}
-	for i, s := range r.cfg.AlertmanagerURLs {
-		u, _ := parseHTTPURL(s) // validated in New
-		tgs[fmt.Sprintf("config-%d", i)] = []*targetgroup.Group{{
-			Source:  s,
-			Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}},
-		}}
-	}
-	return tgs
-}
-
 // Run evaluates the rules until ctx is done, then stops evaluating and sends
 // the alerts still queued. Close must still be called.
 func (r *Ruler) Run(ctx context.Context) error {
-	tsets := make(chan map[string][]*targetgroup.Group, 1)
-	tsets <- r.alertmanagerTargets()
+	if r.endpoints != nil {
+		// Know the stores before the first evaluation; unreachable ones are
+		// retried by the set's own loop.
+		if err := r.endpoints.Refresh(ctx); err != nil {
+			r.logger.Warn("first look at the Store API endpoints failed", "err", err)
+		}
+	}
+	var bg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	if r.endpoints != nil {
+		bg.Go(func() { _ = r.endpoints.Run(bgCtx) })
+	}
+	tsets := make(chan map[string][]*targetgroup.Group)
+	bg.Go(func() { r.alertmanagers.run(bgCtx, r.amRefreshInterval(), tsets) })
 	notifierDone := make(chan struct{})
 	go func() {
 		defer close(notifierDone)
@@ -262,7 +306,31 @@ func (r *Ruler) Run(ctx context.Context) error {
 	<-managerDone
 	r.notifier.Stop()
 	<-notifierDone
+	stopBg()
+	bg.Wait()
 	return nil
+}
+
+func (r *Ruler) amRefreshInterval() time.Duration {
+	if r.cfg.AlertmanagerRefreshInterval > 0 {
+		return r.cfg.AlertmanagerRefreshInterval
+	}
+	return DefaultAlertmanagerRefreshInterval
+}
+
+// ruleQuery is the rule manager's QueryFunc: it runs q with the partial
+// response strategy of the group being evaluated, which Prometheus' rule
+// groups put in the context.
+func (r *Ruler) ruleQuery(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
+	partial := r.cfg.PartialResponse
+	if origin, ok := ctx.Value(promql.QueryOrigin{}).(map[string]any); ok {
+		if g, ok := origin["ruleGroup"].(map[string]string); ok {
+			if p, ok := (*r.partial.Load())[rules.GroupKey(g["file"], g["name"])]; ok {
+				partial = p
+			}
+		}
+	}
+	return r.query(ctx, q, t, partial)
 }
 
 // Ready reports whether rules are being evaluated.
@@ -273,9 +341,12 @@ func (r *Ruler) Ready() bool { return r.ready.Load() }
 func (r *Ruler) Reload() error {
 	r.reloadMtx.Lock()
 	defer r.reloadMtx.Unlock()
-	files, err := LoadFiles(r.cfg.RuleFiles, r.parser, r.logger)
+	set, err := loadRuleSet(r.cfg.RuleFiles, r.parser, r.logger)
 	if err == nil {
-		err = r.manager.Update(r.cfg.EvalInterval, files, r.cfg.ExternalLabels, r.cfg.ExternalURL, nil)
+		old := r.partial.Swap(&set.partial)
+		if err = r.manager.Update(r.cfg.EvalInterval, set.files, r.cfg.ExternalLabels, r.cfg.ExternalURL, nil); err != nil {
+			r.partial.Store(old)
+		}
 	}
 	if err != nil {
 		r.metrics.reloadSuccess.Set(0)
@@ -284,7 +355,7 @@ func (r *Ruler) Reload() error {
 	}
 	r.metrics.reloadSuccess.Set(1)
 	r.metrics.reloadTimestamp.SetToCurrentTime()
-	r.logger.Info("rules loaded", "files", len(files))
+	r.logger.Info("rules loaded", "files", len(set.files))
 	return nil
 }
 
@@ -303,51 +374,12 @@ func (r *Ruler) Close() error {
 		if err := r.wal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close WAL: %w", err))
 		}
+		if err := r.closeEndpoints(); err != nil {
+			errs = append(errs, err)
+		}
 		r.closeErr = errors.Join(errs...)
 	})
 	return r.closeErr
-}
-
-// LoadFiles expands the glob patterns and validates every rule file found
-// with Prometheus' rulefmt, expressions included. The error names each
-// invalid file. A pattern that matches nothing is logged, not an error, so
-// that a directory may start empty.
-func LoadFiles(patterns []string, p parser.Parser, logger *slog.Logger) ([]string, error) {
-	if p == nil {
-		p = parser.NewParser(parser.Options{})
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	seen := map[string]bool{}
-	var files []string
-	for _, pat := range patterns {
-		matches, err := filepath.Glob(pat)
-		if err != nil {
-			return nil, fmt.Errorf("rule file pattern %q: %w", pat, err)
-		}
-		if len(matches) == 0 {
-			logger.Warn("rule file pattern matches no file", "pattern", pat)
-		}
-		for _, m := range matches {
-			if !seen[m] {
-				seen[m] = true
-				files = append(files, m)
-			}
-		}
-	}
-	sort.Strings(files)
-	var errs []error
-	for _, f := range files {
-		if _, ferrs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, logger); len(ferrs) > 0 {
-			// rulefmt prefixes every error with the file name.
-			errs = append(errs, ferrs...)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return files, nil
 }
 
 func externalLabelNames(ls labels.Labels) []string {

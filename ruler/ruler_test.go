@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 )
@@ -84,14 +85,17 @@ func openTSDB(t *testing.T) *tsdb.DB {
 	return db
 }
 
-// receiver is a remote write endpoint that keeps every sample it is sent.
+// receiver is a remote write endpoint that keeps every sample it is sent,
+// and appends them to db when it is set.
 type receiver struct {
+	db      *tsdb.DB
 	mtx     sync.Mutex
 	samples []receivedSample
 }
 
 type receivedSample struct {
 	labels labels.Labels
+	t      int64
 	value  float64
 }
 
@@ -113,13 +117,31 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.mtx.Lock()
 	defer rc.mtx.Unlock()
+	var app storage.Appender
+	if rc.db != nil {
+		app = rc.db.Appender(r.Context())
+	}
 	for _, ts := range req.Timeseries {
 		b := labels.NewScratchBuilder(len(ts.Labels))
 		for _, l := range ts.Labels {
 			b.Add(l.Name, l.Value)
 		}
+		b.Sort()
 		for _, s := range ts.Samples {
-			rc.samples = append(rc.samples, receivedSample{labels: b.Labels(), value: s.Value})
+			rc.samples = append(rc.samples, receivedSample{labels: b.Labels(), t: s.Timestamp, value: s.Value})
+			if app != nil {
+				if _, err := app.Append(0, b.Labels(), s.Timestamp, s.Value); err != nil {
+					_ = app.Rollback()
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+			}
+		}
+	}
+	if app != nil {
+		if err := app.Commit(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -233,7 +255,7 @@ func TestRecordingRuleRemoteWriteAndReload(t *testing.T) {
 
 	ruleFile := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, ruleFile, recordingRules)
-	r, err := New(Config{
+	r := startRuler(t, Config{
 		DataDir:         t.TempDir(),
 		RuleFiles:       []string{ruleFile},
 		EvalInterval:    time.Minute,
@@ -241,13 +263,7 @@ func TestRecordingRuleRemoteWriteAndReload(t *testing.T) {
 		RemoteWriteURLs: []string{recv.URL + "/api/v1/receive"},
 		ExternalLabels:  labels.FromStrings("ruler_replica", "a"),
 		FlushDeadline:   time.Second,
-	}, prometheus.NewRegistry(), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.Close()) })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	})
 
 	require.Eventually(t, func() bool { return len(rc.find("job:up:sum")) > 0 }, 60*time.Second, 50*time.Millisecond)
 	got := rc.find("job:up:sum")[0]
@@ -256,7 +272,7 @@ func TestRecordingRuleRemoteWriteAndReload(t *testing.T) {
 
 	// An invalid file is rejected, naming it, and the old group keeps running.
 	writeFile(t, ruleFile, "groups:\n  - name: api\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up\n")
-	err = r.Reload()
+	err := r.Reload()
 	require.ErrorContains(t, err, ruleFile)
 	groups := r.Groups()
 	require.Len(t, groups, 1)
@@ -280,17 +296,32 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-// startAlertmanager runs the real Alertmanager binary and returns its URL.
-func startAlertmanager(t *testing.T) string {
+// startRuler runs a Ruler until the test ends.
+func startRuler(t *testing.T, cfg Config) *Ruler {
 	t.Helper()
-	const bin = "/usr/bin/prometheus-alertmanager"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no alertmanager binary: %v", err)
-	}
+	r, err := New(cfg, prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	return r
+}
+
+// startAlertmanager runs the real Alertmanager binary (Debian's
+// prometheus-alertmanager, which .ci/install-deps installs) on addr, or on a
+// free loopback port when addr is empty, and returns its URL.
+func startAlertmanager(t *testing.T, addr string) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	require.NoError(t, err, "prometheus-alertmanager is required: run .ci/install-deps")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	writeFile(t, cfg, "route:\n  receiver: none\nreceivers:\n  - name: none\n")
-	addr := freePort(t)
+	if addr == "" {
+		addr = freePort(t)
+	}
 	cmd := exec.Command(bin,
 		"--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"),
@@ -315,8 +346,32 @@ func startAlertmanager(t *testing.T) string {
 	return url
 }
 
+// amAlert is an alert as Alertmanager's API shows it.
+type amAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// amAlerts returns the active alerts of the Alertmanager at url, nil when it
+// cannot be asked.
+func amAlerts(t *testing.T, url string) []amAlert {
+	t.Helper()
+	resp, err := http.Get(url + "/api/v2/alerts")
+	if err != nil {
+		t.Logf("ask alertmanager: %v", err)
+		return nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var alerts []amAlert
+	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
+		t.Logf("decode alertmanager answer: %v", err)
+		return nil
+	}
+	return alerts
+}
+
 func TestAlertReachesAlertmanager(t *testing.T) {
-	amURL := startAlertmanager(t)
+	amURL := startAlertmanager(t, "")
 	db := openTSDB(t)
 	query := queryAPI(t, db)
 
@@ -333,7 +388,7 @@ groups:
         annotations:
           summary: "{{ $labels.job }} has {{ $value }} up"
 `)
-	r, err := New(Config{
+	r := startRuler(t, Config{
 		DataDir:          t.TempDir(),
 		RuleFiles:        []string{ruleFile},
 		EvalInterval:     time.Minute,
@@ -342,27 +397,12 @@ groups:
 		ExternalLabels:   labels.FromStrings("ruler_replica", "a"),
 		ResendDelay:      time.Second,
 		FlushDeadline:    time.Second,
-	}, prometheus.NewRegistry(), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.Close()) })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	})
 
-	type amAlert struct {
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-	}
 	var alerts []amAlert
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(amURL + "/api/v2/alerts")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		alerts = nil
-		return json.NewDecoder(resp.Body).Decode(&alerts) == nil && len(alerts) > 0
+		alerts = amAlerts(t, amURL)
+		return len(alerts) > 0
 	}, 60*time.Second, 100*time.Millisecond)
 	require.Len(t, alerts, 1)
 	require.Equal(t, map[string]string{"alertname": "TooManyUp", "job": "api", "severity": "page", "ruler_replica": "a"}, alerts[0].Labels)

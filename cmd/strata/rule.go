@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/stratametrics/strata/querier"
 	"github.com/stratametrics/strata/ruler"
 	"github.com/stratametrics/strata/tsdbshard"
 )
@@ -24,11 +26,14 @@ type ruleConfig struct {
 	ruleFiles        []string
 	evalInterval     model.Duration
 	queryURLs        []string
+	endpoints        []string
+	replicaLabels    []string
 	partialResponse  bool
 	queryTimeout     model.Duration
 	remoteWriteURLs  []string
 	alertmanagerURLs []string
 	amTimeout        model.Duration
+	amRefresh        model.Duration
 	labels           []string
 	forGracePeriod   model.Duration
 	outageTolerance  model.Duration
@@ -37,6 +42,24 @@ type ruleConfig struct {
 }
 
 func ruleCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+	cmd, c := registerRule(app)
+	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
+		return runRule(c, logger, reg)
+	}
+}
+
+// parseRuleArgs parses the rule command's flags, for tests.
+func parseRuleArgs(args []string) (*ruleConfig, error) {
+	app := kingpin.New("strata", "")
+	_, c := registerRule(app)
+	if _, err := app.Parse(append([]string{"rule"}, args...)); err != nil {
+		return nil, fmt.Errorf("ruler flags: %w", err)
+	}
+	return c, nil
+}
+
+// registerRule registers the rule command and its flags on app.
+func registerRule(app *kingpin.Application) (*kingpin.CmdClause, *ruleConfig) {
 	cmd := app.Command("rule", "Evaluate Prometheus recording and alerting rules against the querier; remote-write the results and send alerts to Alertmanager.")
 	c := &ruleConfig{}
 	cmd.Flag("http-address", "Address to listen on for /api/v1/rules, /api/v1/alerts, POST /-/reload, /metrics, /-/healthy and /-/ready.").
@@ -47,14 +70,19 @@ func ruleCommand(app *kingpin.Application) (string, func(*slog.Logger, *promethe
 		PlaceHolder("<glob>").StringsVar(&c.ruleFiles)
 	cmd.Flag("eval-interval", "Evaluation interval of rule groups that set none.").Default("1m").SetValue(&c.evalInterval)
 	cmd.Flag("query", "Base URL of a Prometheus query API (strata query), such as http://querier:10902. Repeatable; tried in turn until one answers.").
-		Default("http://localhost:10902").StringsVar(&c.queryURLs)
-	cmd.Flag("query.partial-response", "Accept answers that warn about missing data. Off, a rule whose query has a warning fails its evaluation instead.").
+		PlaceHolder("<url>").StringsVar(&c.queryURLs)
+	cmd.Flag("endpoint", "Store API endpoint (host:port, or dns+host:port for every address of a name) that the ruler's own PromQL engine evaluates rules over, instead of --query. Repeatable.").
+		PlaceHolder("<address>").StringsVar(&c.endpoints)
+	cmd.Flag("query.replica-label", "With --endpoint: label that tells replicas of the same data apart; deduplicated away. Repeatable.").
+		Default(querier.DefaultReplicaLabels()...).StringsVar(&c.replicaLabels)
+	cmd.Flag("query.partial-response", "Accept answers that miss data from some stores, for rule groups that set no partial_response_strategy. Off, such a rule's evaluation fails instead.").
 		Default("false").BoolVar(&c.partialResponse)
 	cmd.Flag("query.timeout", "Longest a rule query may take; 0 for no limit beyond the group's interval.").Default("0s").SetValue(&c.queryTimeout)
 	cmd.Flag("remote-write.url", "Remote write URL that rule results are sent to, such as http://receive:19291/api/v1/receive. Repeatable.").
 		PlaceHolder("<url>").StringsVar(&c.remoteWriteURLs)
-	cmd.Flag("alertmanagers.url", "Alertmanager to send alerts to, as http://host:port[/prefix]. Repeatable.").
+	cmd.Flag("alertmanagers.url", "Alertmanager to send alerts to, as http://host:port[/prefix]; a host name stands for every address it resolves to, each of which gets every alert. Repeatable.").
 		PlaceHolder("<url>").StringsVar(&c.alertmanagerURLs)
+	cmd.Flag("alertmanagers.dns-interval", "How often Alertmanager host names are resolved again.").Default("30s").SetValue(&c.amRefresh)
 	cmd.Flag("alertmanagers.send-timeout", "Longest one send to an Alertmanager may take.").Default("10s").SetValue(&c.amTimeout)
 	cmd.Flag("label", "External label name=\"value\" added to results and alerts, such as ruler_replica=\"a\". Repeatable.").
 		PlaceHolder("<name>=\"<value>\"").StringsVar(&c.labels)
@@ -62,9 +90,7 @@ func ruleCommand(app *kingpin.Application) (string, func(*slog.Logger, *promethe
 	cmd.Flag("for-outage-tolerance", "Longest ruler outage after which for state is still restored.").Default("1h").SetValue(&c.outageTolerance)
 	cmd.Flag("resend-delay", "Minimum time before a firing alert is sent to Alertmanager again.").Default("1m").SetValue(&c.resendDelay)
 	cmd.Flag("alert.query-url", "Base URL of the alerts' generator links.").Default("").StringVar(&c.externalURL)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runRule(c, logger, reg)
-	}
+	return cmd, c
 }
 
 // rulerConfig turns the flags into a ruler.Config.
@@ -74,21 +100,24 @@ func (c *ruleConfig) rulerConfig() (ruler.Config, error) {
 		return ruler.Config{}, err
 	}
 	cfg := ruler.Config{
-		DataDir:             c.dataDir,
-		RuleFiles:           c.ruleFiles,
-		EvalInterval:        time.Duration(c.evalInterval),
-		QueryURLs:           c.queryURLs,
-		PartialResponse:     c.partialResponse,
-		QueryTimeout:        time.Duration(c.queryTimeout),
-		RemoteWriteURLs:     c.remoteWriteURLs,
-		AlertmanagerURLs:    c.alertmanagerURLs,
-		AlertmanagerTimeout: time.Duration(c.amTimeout),
-		ExternalLabels:      ext,
-		ForStateDropLabels:  []string{tsdbshard.DefaultTenantLabelName},
-		ForGracePeriod:      time.Duration(c.forGracePeriod),
-		OutageTolerance:     time.Duration(c.outageTolerance),
-		ResendDelay:         time.Duration(c.resendDelay),
-		ExternalURL:         c.externalURL,
+		DataDir:                     c.dataDir,
+		RuleFiles:                   c.ruleFiles,
+		EvalInterval:                time.Duration(c.evalInterval),
+		QueryURLs:                   c.queryURLs,
+		Endpoints:                   c.endpoints,
+		ReplicaLabels:               c.replicaLabels,
+		PartialResponse:             c.partialResponse,
+		QueryTimeout:                time.Duration(c.queryTimeout),
+		RemoteWriteURLs:             c.remoteWriteURLs,
+		AlertmanagerURLs:            c.alertmanagerURLs,
+		AlertmanagerTimeout:         time.Duration(c.amTimeout),
+		AlertmanagerRefreshInterval: time.Duration(c.amRefresh),
+		ExternalLabels:              ext,
+		ForStateDropLabels:          []string{tsdbshard.DefaultTenantLabelName},
+		ForGracePeriod:              time.Duration(c.forGracePeriod),
+		OutageTolerance:             time.Duration(c.outageTolerance),
+		ResendDelay:                 time.Duration(c.resendDelay),
+		ExternalURL:                 c.externalURL,
 	}
 	return cfg, cfg.Validate()
 }
