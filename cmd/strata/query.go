@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -26,6 +28,7 @@ type queryConfig struct {
 	maxConcurrency  int
 	infoInterval    time.Duration
 	autoDownsample  bool
+	rulers          []string
 }
 
 func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -57,18 +60,30 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("query.max-concurrency", "Stores one query fans out to at once.").Default("20").IntVar(&c.maxConcurrency)
 	cmd.Flag("query.auto-downsampling", "Read downsampled data by default, at a resolution picked from each query's step and ranges. Per request: max_source_resolution.").
 		Default("false").BoolVar(&c.autoDownsample)
+	cmd.Flag("rule", "Base URL of a ruler's HTTP API (strata rule), such as http://ruler:10903, whose /api/v1/rules and /api/v1/alerts the querier aggregates. Repeatable.").
+		PlaceHolder("<url>").StringsVar(&c.rulers)
 }
 
 // queryComponent is a built querier: its endpoint set runs in a run group and
-// its API is mounted on a mux.
+// its API and rules proxy are mounted on a mux.
 type queryComponent struct {
-	set *querier.EndpointSet
-	api *querier.API
+	set   *querier.EndpointSet
+	api   *querier.API
+	rules *querier.RulesProxy
 }
 
 func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.Logger) (*queryComponent, error) {
 	if len(c.endpoints) == 0 && c.sdFile == "" {
 		return nil, errors.New("no stores to query: give --endpoint or --endpoint.sd-config-file")
+	}
+	// The proxy is built first: it only checks its URLs, so an invalid --rule leaves nothing
+	// to close.
+	rules, err := querier.NewRulesProxy(querier.RulesOptions{
+		Rulers:        c.rulers,
+		ReplicaLabels: c.replicaLabels,
+	}, reg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --rule: %w", err)
 	}
 	set, err := querier.NewEndpointSet(querier.EndpointSetOptions{
 		Endpoints:    c.endpoints,
@@ -89,7 +104,13 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 	opts.LookbackDelta = time.Duration(c.lookbackDelta)
 	opts.AutoDownsampling = c.autoDownsample
 	opts.Context = querier.WithRequestParams
-	return &queryComponent{set: set, api: querier.NewAPI(q, opts, reg, logger)}, nil
+	return &queryComponent{set: set, api: querier.NewAPI(q, opts, reg, logger), rules: rules}, nil
+}
+
+// register mounts the Prometheus HTTP API and the rules and alerts of the rulers on mux.
+func (q *queryComponent) register(mux *http.ServeMux) {
+	q.api.Register(mux)
+	q.rules.Register(mux)
 }
 
 // addTo runs the endpoint set's discovery and Info polling in g.
@@ -98,7 +119,10 @@ func (q *queryComponent) addTo(g *run.Group) {
 	g.Add(func() error { return q.set.Run(ctx) }, func(error) { cancel() })
 }
 
-func (q *queryComponent) close() error { return q.set.Close() }
+func (q *queryComponent) close() error {
+	q.rules.Close()
+	return q.set.Close()
+}
 
 func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	q, err := newQueryComponent(c, reg, logger)
@@ -106,7 +130,7 @@ func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) err
 		return err
 	}
 	mux := opsMux(reg, func() bool { return true })
-	q.api.Register(mux)
+	q.register(mux)
 	srv, lis, err := listen(c.httpAddress, mux)
 	if err != nil {
 		return errors.Join(err, q.close())

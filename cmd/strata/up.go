@@ -161,7 +161,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 
 	ops := opsMux(reg, ready)
 	ops.Handle("/api/v1/ring", receivers[0].cl.statusHandler())
-	query.api.Register(ops)
+	query.register(ops)
 	opsSrv, opsLis, err := listen(c.httpAddress, ops)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen for http: %w", err), closeAll())
