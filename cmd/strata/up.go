@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/stratametrics/strata/hashring"
+	"github.com/stratametrics/strata/ruler"
 )
 
 // The embedded ring: three receivers, every series on two of them.
@@ -31,27 +36,91 @@ type upConfig struct {
 	httpAddress      string
 	selfScrapeEvery  time.Duration
 	disableSelfScape bool
+	ruleFiles        []string
+	evalInterval     model.Duration
+	alertmanagerURLs []string
 }
 
+// upExampleRules is the rule file strata up writes into an empty rules
+// directory on its first start.
+//
+//go:embed up_rules.yaml
+var upExampleRules []byte
+
 func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket, a compactor of the bucket and a querier over all of them, storing their own metrics.")
+	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket, a compactor of the bucket, a querier over all of them and a ruler, storing their own metrics.")
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
 	cmd.Flag("http-address", "Address to listen on for the Prometheus HTTP API (Grafana, PromQL), /metrics, /-/healthy, /-/ready and /api/v1/ring.").Default(upDefaultHTTPAddress).StringVar(&c.httpAddress)
 	cmd.Flag("self-scrape-interval", "How often strata stores its own metrics.").Default("15s").DurationVar(&c.selfScrapeEvery)
 	cmd.Flag("self-scrape.disable", "Do not store strata's own metrics.").BoolVar(&c.disableSelfScape)
+	cmd.Flag("rule-file", "Prometheus rule file the ruler evaluates; a glob pattern matches several. Repeatable. Default: <data-dir>/rules/*.yaml, where an example is written on the first start.").
+		PlaceHolder("<glob>").StringsVar(&c.ruleFiles)
+	cmd.Flag("rule.eval-interval", "Evaluation interval of rule groups that set none.").Default("1m").SetValue(&c.evalInterval)
+	cmd.Flag("alertmanagers.url", "Alertmanager the ruler sends alerts to, as http://host:port[/prefix]. Repeatable.").
+		PlaceHolder("<url>").StringsVar(&c.alertmanagerURLs)
 	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
 		return runUp(c, logger, reg)
 	}
+}
+
+// upRuleFiles returns the rule file patterns of the ruler.
+func upRuleFiles(c *upConfig) []string {
+	if len(c.ruleFiles) > 0 {
+		return c.ruleFiles
+	}
+	return []string{filepath.Join(c.dataDir, "rules", "*.yaml")}
+}
+
+// newUpRuler builds the ruler of strata up: it evaluates over the querier's
+// Store API endpoints with its own engine, writes into the ring at rwURL and,
+// when no rule file is given, uses <data-dir>/rules, where it writes the
+// example rules if the directory does not exist yet.
+func newUpRuler(c *upConfig, endpointArgs []string, rwURL string, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, error) {
+	if len(c.ruleFiles) == 0 {
+		dir := filepath.Join(c.dataDir, "rules")
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "example.yaml"), upExampleRules, 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	args := append([]string{
+		"--data-dir=" + filepath.Join(c.dataDir, "rule"),
+		"--eval-interval=" + c.evalInterval.String(),
+		"--remote-write.url=" + rwURL,
+	}, endpointArgs...)
+	for _, f := range upRuleFiles(c) {
+		args = append(args, "--rule-file="+f)
+	}
+	for _, u := range c.alertmanagerURLs {
+		args = append(args, "--alertmanagers.url="+u)
+	}
+	rc, err := parseRuleArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := rc.rulerConfig()
+	if err != nil {
+		return nil, err
+	}
+	return ruler.New(cfg, reg, logger)
 }
 
 func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	bucket := fmt.Sprintf("{type: FILESYSTEM, config: {directory: %q}}", filepath.Join(c.dataDir, "bucket"))
 	var receivers []*receiver
 	var query *queryComponent
+	var rule *ruler.Ruler
 	closeAll := func() error {
 		var errs []error
+		if rule != nil {
+			errs = append(errs, rule.Close())
+		}
 		if query != nil {
 			errs = append(errs, query.close())
 		}
@@ -159,9 +228,23 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		return errors.Join(err, closeAll())
 	}
 
-	ops := opsMux(reg, ready)
+	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
+	// The ruler has a registry of its own: its metrics share names with the
+	// receivers' and the querier's, with other labels (a WAL without a
+	// tenant), which one registry refuses. /metrics gathers both.
+	ruleReg := prometheus.NewRegistry()
+	gatherer := prometheus.Gatherers{reg, ruleReg}
+	rule, err = newUpRuler(c, qargs[1:], rwURL, prometheus.WrapRegistererWith(prometheus.Labels{"component": "rule"}, ruleReg), logger.With("component", "rule"))
+	if err != nil {
+		return errors.Join(fmt.Errorf("start the ruler: %w", err), closeAll())
+	}
+
+	ops := opsMux(gatherer, func() bool { return ready() && rule.Ready() })
 	ops.Handle("/api/v1/ring", receivers[0].cl.statusHandler())
-	query.register(ops)
+	// The ruler's own rules and alerts API, rather than the querier's
+	// aggregation of remote rulers.
+	query.api.Register(ops)
+	rule.Register(ops)
 	opsSrv, opsLis, err := listen(c.httpAddress, ops)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen for http: %w", err), closeAll())
@@ -176,11 +259,14 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	gw.serveGRPC(&g, logger.With("component", "store"))
 	addCompactor(&g, comp, cc.wait, time.Duration(cc.waitInterval))
 	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
-	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
+	ruleCtx, stopRule := context.WithCancel(context.Background())
+	ruleDone := make(chan struct{})
+	g.Add(func() error { defer close(ruleDone); return rule.Run(ruleCtx) }, func(error) { stopRule() })
+	g.Add(reloadOnSIGHUP(context.Background(), rule.Reload))
 	if !c.disableSelfScape {
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &selfScraper{
-			gatherer: reg,
+			gatherer: gatherer,
 			url:      rwURL,
 			job:      upSelfScrapeJob,
 			instance: opsLis.Addr().String(),
@@ -192,6 +278,13 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		g.Add(func() error { return s.run(ctx) }, func(error) { cancel() })
 	}
 	g.Add(signalActor(context.Background(), func() {
+		// The ruler stops first and sends what it holds while the ring still
+		// takes writes; what it cannot send stays in its WAL for the next start.
+		stopRule()
+		<-ruleDone
+		if err := rule.Close(); err != nil {
+			logger.Warn("stop the ruler", "component", "rule", "err", err)
+		}
 		for _, r := range receivers {
 			r.leave()
 		}
@@ -199,8 +292,8 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 
 	httpURL := "http://" + hostPort(opsLis.Addr().String())
 	logger.Info("strata is up", "remote_write_url", rwURL, "query_url", httpURL, "data", c.dataDir)
-	fmt.Printf("\nstrata is up.\n  Prometheus remote_write: url: %s\n  Query (Grafana, PromQL): %s  e.g. %s/api/v1/query?query=up\n  Data:                    %s\n\n",
-		rwURL, httpURL, httpURL, c.dataDir)
+	fmt.Printf("\nstrata is up.\n  Prometheus remote_write: url: %s\n  Query (Grafana, PromQL): %s  e.g. %s/api/v1/query?query=up\n  Rules and alerts:        %s/api/v1/rules  (files: %s)\n  Data:                    %s\n\n",
+		rwURL, httpURL, httpURL, httpURL, strings.Join(upRuleFiles(c), ", "), c.dataDir)
 
 	runErr := g.Run()
 	if err := closeAll(); err != nil {
