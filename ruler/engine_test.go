@@ -3,7 +3,6 @@ package ruler
 import (
 	"context"
 	"net"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -49,30 +48,15 @@ func TestInProcessEngineOverStoreAPI(t *testing.T) {
 	replicaB := serveStoreAPI(t, db, labels.FromStrings("receive_replica", "b"))
 	down := freePort(t)
 
-	rc := &receiver{}
-	recv := httptest.NewServer(rc)
-	t.Cleanup(recv.Close)
+	rc, recvURL := startReceiver(t, nil)
 	ruleFile := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, ruleFile, `
-groups:
-  - name: strict
-    interval: 1s
-    rules:
-      - record: strict:up:sum
-        expr: sum by (job) (up)
-  - name: lenient
-    interval: 1s
-    partial_response_strategy: warn
-    rules:
-      - record: lenient:up:sum
-        expr: sum by (job) (up)
-`)
+	writeFile(t, ruleFile, strategyRules)
 	r := startRuler(t, Config{
 		DataDir:         t.TempDir(),
 		RuleFiles:       []string{ruleFile},
 		EvalInterval:    time.Minute,
 		Endpoints:       []string{replicaA, replicaB, down},
-		RemoteWriteURLs: []string{recv.URL + "/api/v1/receive"},
+		RemoteWriteURLs: []string{recvURL},
 		ExternalLabels:  labels.FromStrings("ruler_replica", "a"),
 		FlushDeadline:   time.Second,
 	})
@@ -119,9 +103,7 @@ func TestForStateRestoredAfterRestart(t *testing.T) {
 	for _, mode := range []string{"query-api", "store-api"} {
 		t.Run(mode, func(t *testing.T) {
 			db := openTSDB(t)
-			rc := &receiver{db: db}
-			recv := httptest.NewServer(rc)
-			t.Cleanup(recv.Close)
+			rc, recvURL := startReceiver(t, db)
 			ruleFile := filepath.Join(t.TempDir(), "alerts.yaml")
 			writeFile(t, ruleFile, `
 groups:
@@ -135,7 +117,7 @@ groups:
 			cfg := Config{
 				RuleFiles:       []string{ruleFile},
 				EvalInterval:    time.Minute,
-				RemoteWriteURLs: []string{recv.URL + "/api/v1/receive"},
+				RemoteWriteURLs: []string{recvURL},
 				ExternalLabels:  labels.FromStrings("ruler_replica", "a"),
 				OutageTolerance: time.Hour,
 				ForGracePeriod:  10 * time.Minute,

@@ -1,7 +1,6 @@
 package ruler
 
 import (
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,18 +72,9 @@ groups:
 	}
 }
 
-// TestGroupPartialResponseStrategy runs two groups against a querier whose
-// every answer warns about missing data: the group that aborts records
-// nothing and reports the warning as its error, the one that warns records.
-func TestGroupPartialResponseStrategy(t *testing.T) {
-	db := openTSDB(t)
-	query := queryAPI(t, db, "store 10.0.0.7:10901 is unreachable")
-	rc := &receiver{}
-	recv := httptest.NewServer(rc)
-	t.Cleanup(recv.Close)
-
-	ruleFile := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, ruleFile, `
+// strategyRules has a group that aborts on partial responses, by default,
+// and one that warns.
+const strategyRules = `
 groups:
   - name: strict
     interval: 1s
@@ -97,13 +87,23 @@ groups:
     rules:
       - record: lenient:up:sum
         expr: sum by (job) (up)
-`)
+`
+
+// TestGroupPartialResponseStrategy runs two groups against a querier whose
+// every answer warns about missing data: the group that aborts records
+// nothing and reports the warning as its error, the one that warns records.
+func TestGroupPartialResponseStrategy(t *testing.T) {
+	db := openTSDB(t)
+	query := queryAPI(t, db, "store 10.0.0.7:10901 is unreachable")
+	rc, recvURL := startReceiver(t, nil)
+	ruleFile := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, ruleFile, strategyRules)
 	r := startRuler(t, Config{
 		DataDir:         t.TempDir(),
 		RuleFiles:       []string{ruleFile},
 		EvalInterval:    time.Minute,
 		QueryURLs:       []string{query.URL},
-		RemoteWriteURLs: []string{recv.URL + "/api/v1/receive"},
+		RemoteWriteURLs: []string{recvURL},
 		FlushDeadline:   time.Second,
 	})
 	require.Eventually(t, func() bool { return len(rc.find("lenient:up:sum")) > 0 }, time.Minute, 50*time.Millisecond)
@@ -131,4 +131,40 @@ func groupRule(t *testing.T, r *Ruler, group, name string) rules.Rule {
 	}
 	t.Fatalf("no rule %s/%s among %s", group, name, strings.Join(names, ", "))
 	return nil
+}
+
+// TestGroupLimit checks that a group's limit, which strata's strict decoding
+// must let through, fails a rule that yields more series than it allows.
+func TestGroupLimit(t *testing.T) {
+	db := openTSDB(t)
+	rc, recvURL := startReceiver(t, nil)
+	ruleFile := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, ruleFile, `
+groups:
+  - name: limited
+    interval: 1s
+    limit: 2
+    rules:
+      - record: instance:up:sum
+        expr: sum by (instance) (up)
+  - name: roomy
+    interval: 1s
+    limit: 3
+    rules:
+      - record: instance:up:count
+        expr: count by (instance) (up)
+`)
+	r := startRuler(t, Config{
+		DataDir:         t.TempDir(),
+		RuleFiles:       []string{ruleFile},
+		EvalInterval:    time.Minute,
+		QueryURLs:       []string{queryAPI(t, db).URL},
+		RemoteWriteURLs: []string{recvURL},
+		FlushDeadline:   time.Second,
+	})
+	require.Eventually(t, func() bool { return len(rc.find("instance:up:count")) >= 3 }, time.Minute, 50*time.Millisecond)
+	limited := groupRule(t, r, "limited", "instance:up:sum")
+	require.Eventually(t, func() bool { return limited.LastError() != nil }, time.Minute, 50*time.Millisecond)
+	require.ErrorContains(t, limited.LastError(), "exceeded limit of 2 with 3 series")
+	require.Empty(t, rc.find("instance:up:sum"))
 }

@@ -99,6 +99,16 @@ type receivedSample struct {
 	value  float64
 }
 
+// startReceiver serves a receiver, storing into db when it is not nil, until
+// the test ends, and returns it with its remote write URL.
+func startReceiver(t *testing.T, db *tsdb.DB) (*receiver, string) {
+	t.Helper()
+	rc := &receiver{db: db}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return rc, srv.URL + "/api/v1/receive"
+}
+
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	compressed, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -249,9 +259,7 @@ func TestQueryClient(t *testing.T) {
 func TestRecordingRuleRemoteWriteAndReload(t *testing.T) {
 	db := openTSDB(t)
 	query := queryAPI(t, db)
-	rc := &receiver{}
-	recv := httptest.NewServer(rc)
-	t.Cleanup(recv.Close)
+	rc, recvURL := startReceiver(t, nil)
 
 	ruleFile := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, ruleFile, recordingRules)
@@ -260,7 +268,7 @@ func TestRecordingRuleRemoteWriteAndReload(t *testing.T) {
 		RuleFiles:       []string{ruleFile},
 		EvalInterval:    time.Minute,
 		QueryURLs:       []string{query.URL},
-		RemoteWriteURLs: []string{recv.URL + "/api/v1/receive"},
+		RemoteWriteURLs: []string{recvURL},
 		ExternalLabels:  labels.FromStrings("ruler_replica", "a"),
 		FlushDeadline:   time.Second,
 	})

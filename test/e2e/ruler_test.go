@@ -239,11 +239,7 @@ func TestRulerRecordingThroughQuerier(t *testing.T) {
 	grpcAddr := freeAddr(t)
 	recv := startReceive(t, t.TempDir(), "--grpc-address="+grpcAddr)
 	queryURL := startQuerier(t, grpcAddr)
-	push := startPusher(t, recv.rwURL)
-	for i, v := range []float64{10, 20, 30} {
-		push.set(t, v, "__name__", "http_requests_total", "job", "api", "instance", fmt.Sprintf("i%d", i+1))
-	}
-	waitSeries(t, queryURL, "http_requests_total", 3)
+	push := startRequestsPusher(t, recv.rwURL, queryURL)
 
 	rules := writeRuleFile(t, `
 groups:
@@ -327,11 +323,7 @@ func TestRulerInvalidReloadKeepsOldRules(t *testing.T) {
 	grpcAddr := freeAddr(t)
 	recv := startReceive(t, t.TempDir(), "--grpc-address="+grpcAddr)
 	queryURL := startQuerier(t, grpcAddr)
-	push := startPusher(t, recv.rwURL)
-	for i, v := range []float64{10, 20, 30} {
-		push.set(t, v, "__name__", "http_requests_total", "job", "api", "instance", fmt.Sprintf("i%d", i+1))
-	}
-	waitSeries(t, queryURL, "http_requests_total", 3)
+	startRequestsPusher(t, recv.rwURL, queryURL)
 
 	const valid = `
 groups:
@@ -448,11 +440,7 @@ func TestRulerReceiverOutageLosesNothing(t *testing.T) {
 	srcGRPC := freeAddr(t)
 	src := startReceive(t, t.TempDir(), "--grpc-address="+srcGRPC)
 	srcQueryURL := startQuerier(t, srcGRPC)
-	push := startPusher(t, src.rwURL)
-	for i, v := range []float64{10, 20, 30} {
-		push.set(t, v, "__name__", "http_requests_total", "job", "api", "instance", fmt.Sprintf("i%d", i+1))
-	}
-	waitSeries(t, srcQueryURL, "http_requests_total", 3)
+	startRequestsPusher(t, src.rwURL, srcQueryURL)
 
 	sink := newClusterNodes(t, 1, 1)
 	startClusterNodes(t, sink...)
@@ -783,6 +771,19 @@ type seriesPusher struct {
 	mtx    sync.Mutex // serializes pushes, so that timestamps increase
 	series map[string]prompb.TimeSeries
 	lastTS int64
+}
+
+// startRequestsPusher pushes http_requests_total{job="api"} = 10, 20 and 30
+// for the instances i1, i2 and i3 to rwURL, and waits until the querier at
+// queryURL has them.
+func startRequestsPusher(t *testing.T, rwURL, queryURL string) *seriesPusher {
+	t.Helper()
+	push := startPusher(t, rwURL)
+	for i, v := range []float64{10, 20, 30} {
+		push.set(t, v, "__name__", "http_requests_total", "job", "api", "instance", fmt.Sprintf("i%d", i+1))
+	}
+	waitSeries(t, queryURL, "http_requests_total", 3)
+	return push
 }
 
 func startPusher(t *testing.T, rwURL string) *seriesPusher {
