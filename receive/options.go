@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stratametrics/strata/hashring"
+	"github.com/stratametrics/strata/tenancy"
 )
 
 // Path is where the caller conventionally mounts the Handler.
@@ -17,7 +18,7 @@ const Path = "/api/v1/receive"
 // Defaults of Options; a zero field in Options means its default.
 const (
 	// DefaultTenantHeader is the HTTP header that names the tenant, as in Thanos.
-	DefaultTenantHeader = "THANOS-TENANT"
+	DefaultTenantHeader = tenancy.DefaultTenantHeader
 	// DefaultTenant is the tenant of requests without a tenant header.
 	DefaultTenant = "default-tenant"
 	// DefaultMaxCompressedBytes is the largest accepted request body (32 MiB).

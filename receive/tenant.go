@@ -1,45 +1,13 @@
 package receive
 
-import (
-	"errors"
-	"fmt"
-	"strings"
-)
+import "github.com/stratametrics/strata/tenancy"
 
 // MaxTenantLength is the longest tenant name, in bytes, that ValidateTenant accepts.
-const MaxTenantLength = 128
+const MaxTenantLength = tenancy.MaxTenantLength
 
 // ErrInvalidTenant is wrapped by every error ValidateTenant returns.
-var ErrInvalidTenant = errors.New("invalid tenant")
+var ErrInvalidTenant = tenancy.ErrInvalidTenant
 
-// ValidateTenant reports whether tenant is an acceptable tenant name.
-//
-// A tenant name is used as a directory name and as a label value, so the rule is
-// strict: it is 1 to MaxTenantLength bytes of ASCII letters, digits and the
-// characters '-', '_', '.', ':' and '@'; it is not "." and contains no "..". Slashes,
-// backslashes, spaces, control characters and anything outside ASCII are rejected.
-// The returned error wraps ErrInvalidTenant and names the problem.
-func ValidateTenant(tenant string) error {
-	switch {
-	case tenant == "":
-		return fmt.Errorf("%w: empty tenant name", ErrInvalidTenant)
-	case len(tenant) > MaxTenantLength:
-		return fmt.Errorf("%w: tenant name is %d bytes long, the limit is %d", ErrInvalidTenant, len(tenant), MaxTenantLength)
-	case tenant == ".":
-		return fmt.Errorf("%w: %q is not a tenant name", ErrInvalidTenant, tenant)
-	case strings.Contains(tenant, ".."):
-		return fmt.Errorf("%w: tenant name %q contains \"..\"", ErrInvalidTenant, tenant)
-	}
-	for i := 0; i < len(tenant); i++ {
-		c := tenant[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '@':
-		case c == '/' || c == '\\':
-			return fmt.Errorf("%w: tenant name %q contains %q", ErrInvalidTenant, tenant, tenant[i:i+1])
-		default:
-			return fmt.Errorf("%w: tenant name %q contains %q at byte %d; allowed are ASCII letters, digits and -_.:@", ErrInvalidTenant, tenant, tenant[i:i+1], i)
-		}
-	}
-	return nil
-}
+// ValidateTenant reports whether tenant is an acceptable tenant name; see
+// tenancy.ValidateTenant, which holds the rule for every component.
+func ValidateTenant(tenant string) error { return tenancy.ValidateTenant(tenant) }
