@@ -105,16 +105,8 @@ func instantSeries(t *testing.T, baseURL, expr string, dedup bool) int {
 // while rejecting an invalid file.
 func TestUpRunsRuler(t *testing.T) {
 	dataDir := t.TempDir()
-	httpAddr := freeAddr(t)
-	p := startProcess(t, "strata up", strataBin, "up",
-		"--data-dir="+dataDir,
-		"--remote-write.address="+freeAddr(t),
-		"--http-address="+httpAddr,
-		"--self-scrape-interval=500ms",
-		"--rule.eval-interval=1s",
-	)
+	p, httpAddr := startUpOnFreePorts(t, "--data-dir="+dataDir, "--self-scrape-interval=500ms", "--rule.eval-interval=1s")
 	base := "http://" + httpAddr
-	waitHTTP(t, p, base+"/-/ready", time.Minute)
 
 	example := filepath.Join(dataDir, "rules", "example.yaml")
 	written, err := os.ReadFile(example)
@@ -156,4 +148,45 @@ func TestUpRunsRuler(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Len(t, apiRuleGroups(t, base), 3)
 	require.NoError(t, p.stop(t, syscall.SIGTERM, time.Minute))
+}
+
+// startUpOnFreePorts starts `strata up` with args on free loopback ports for
+// remote write and HTTP, and waits until it is ready. A port taken between
+// freeAddr and the bind (by one of strata's own ephemeral listeners, say) is
+// retried on new ports. It returns the process and its HTTP address.
+func startUpOnFreePorts(t *testing.T, args ...string) (*process, string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		httpAddr := freeAddr(t)
+		p := startProcess(t, "strata up", strataBin, append([]string{"up",
+			"--remote-write.address=" + freeAddr(t), "--http-address=" + httpAddr}, args...)...)
+		if waitReadyOrExit(t, p, "http://"+httpAddr+"/-/ready") {
+			return p, httpAddr
+		}
+		if attempt == 3 || !strings.Contains(p.out.String(), "address already in use") {
+			t.Fatalf("strata up exited: %v\n%s", p.err, tail(p.out.String(), 40))
+		}
+		t.Logf("port taken, retrying: %s", tail(p.out.String(), 2))
+	}
+}
+
+// waitReadyOrExit polls url until it answers 200 (true) or p exits (false),
+// failing the test after a minute.
+func waitReadyOrExit(t *testing.T, p *process, url string) bool {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		select {
+		case <-p.done:
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "%s not ready at %s", p.name, url)
+	}
 }
