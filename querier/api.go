@@ -358,6 +358,12 @@ func apiEncodeSuccess(data any, warnings annotations.Annotations, query string) 
 }
 
 func (a *API) writeError(w http.ResponseWriter, e *apiError) int {
+	return writeAPIError(w, e, e.statusCode(), a.logger)
+}
+
+// writeAPIError answers with Prometheus' error envelope and status code, and
+// returns the code sent.
+func writeAPIError(w http.ResponseWriter, e *apiError, code int, logger *slog.Logger) int {
 	b, err := json.Marshal(struct {
 		Status    string `json:"status"`
 		ErrorType string `json:"errorType"`
@@ -367,11 +373,10 @@ func (a *API) writeError(w http.ResponseWriter, e *apiError) int {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
-	code := e.statusCode()
 	w.Header().Set("Content-Type", apiContentTypeJSON)
 	w.WriteHeader(code)
 	if _, err := w.Write(b); err != nil {
-		a.logger.Debug("write api error response", "err", err)
+		logger.Debug("write api error response", "err", err)
 	}
 	return code
 }

@@ -368,20 +368,7 @@ func (p *RulesProxy) writeError(w http.ResponseWriter, e *apiError) {
 	if e.typ == apiErrorUnavailable {
 		code = http.StatusServiceUnavailable
 	}
-	b, err := json.Marshal(struct {
-		Status    string `json:"status"`
-		ErrorType string `json:"errorType"`
-		Error     string `json:"error"`
-	}{"error", string(e.typ), e.err.Error()})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", apiContentTypeJSON)
-	w.WriteHeader(code)
-	if _, err := w.Write(b); err != nil {
-		p.logger.Debug("write api error response", "err", err)
-	}
+	writeAPIError(w, e, code, p.logger)
 }
 
 // rulesGroup is a rule group as a ruler sent it. fields holds every field; name, file,

@@ -43,12 +43,7 @@ func compactCommand(app *kingpin.Application) (string, func(*slog.Logger, *prome
 // parseCompactArgs parses `compact` flags into a configuration, with every
 // default applied; strata up builds its compactor with it.
 func parseCompactArgs(args []string) (*compactConfig, error) {
-	app := kingpin.New("strata", "")
-	_, c := registerCompact(app)
-	if _, err := app.Parse(append([]string{"compact"}, args...)); err != nil {
-		return nil, fmt.Errorf("compactor flags: %w", err)
-	}
-	return c, nil
+	return parseCommandArgs(registerCompact, args)
 }
 
 // registerCompact registers the compact command and its flags on app.

@@ -87,3 +87,16 @@ func parseLabels(flags []string) (labels.Labels, error) {
 	b.Sort()
 	return b.Labels(), nil
 }
+
+// parseCommandArgs registers one subcommand with register on a fresh
+// application and parses its flags from args, with every default applied:
+// strata up builds its parts with it, and tests check the flags with it.
+func parseCommandArgs[C any](register func(*kingpin.Application) (*kingpin.CmdClause, C), args []string) (C, error) {
+	app := kingpin.New("strata", "")
+	cmd, c := register(app)
+	if _, err := app.Parse(append([]string{cmd.FullCommand()}, args...)); err != nil {
+		var zero C
+		return zero, fmt.Errorf("%s flags: %w", cmd.FullCommand(), err)
+	}
+	return c, nil
+}

@@ -74,12 +74,7 @@ func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prome
 // parseReceiveArgs parses `receive` flags into a configuration, with every
 // default applied; strata up builds its receivers with it.
 func parseReceiveArgs(args []string) (*receiveConfig, error) {
-	app := kingpin.New("strata", "")
-	_, c := registerReceive(app)
-	if _, err := app.Parse(append([]string{"receive"}, args...)); err != nil {
-		return nil, fmt.Errorf("receiver flags: %w", err)
-	}
-	return c, nil
+	return parseCommandArgs(registerReceive, args)
 }
 
 // registerReceive registers the receive command and its flags on app.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -50,12 +49,7 @@ func ruleCommand(app *kingpin.Application) (string, func(*slog.Logger, *promethe
 
 // parseRuleArgs parses the rule command's flags, for tests.
 func parseRuleArgs(args []string) (*ruleConfig, error) {
-	app := kingpin.New("strata", "")
-	_, c := registerRule(app)
-	if _, err := app.Parse(append([]string{"rule"}, args...)); err != nil {
-		return nil, fmt.Errorf("ruler flags: %w", err)
-	}
-	return c, nil
+	return parseCommandArgs(registerRule, args)
 }
 
 // registerRule registers the rule command and its flags on app.

@@ -51,12 +51,7 @@ func storeCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometh
 // parseStoreArgs parses `store` flags into a configuration, with every default
 // applied; strata up builds its store gateway with it.
 func parseStoreArgs(args []string) (*storeConfig, error) {
-	app := kingpin.New("strata", "")
-	_, c := registerStore(app)
-	if _, err := app.Parse(append([]string{"store"}, args...)); err != nil {
-		return nil, fmt.Errorf("store gateway flags: %w", err)
-	}
-	return c, nil
+	return parseCommandArgs(registerStore, args)
 }
 
 // registerStore registers the store command and its flags on app.
