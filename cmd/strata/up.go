@@ -28,6 +28,7 @@ const (
 	upSelfScrapeJob      = "strata"
 	upDefaultRWAddress   = ":19291"
 	upDefaultHTTPAddress = ":10902"
+	upRuleFlushDeadline  = 10 * time.Second
 )
 
 type upConfig struct {
@@ -108,6 +109,9 @@ func newUpRuler(c *upConfig, endpointArgs []string, rwURL string, reg prometheus
 	if err != nil {
 		return nil, err
 	}
+	// Shutdown waits at most this long for queued results; the rest stay in
+	// the ruler's WAL and are sent after the next start.
+	cfg.FlushDeadline = upRuleFlushDeadline
 	return ruler.New(cfg, reg, logger)
 }
 
