@@ -66,6 +66,15 @@ type Config struct {
 	// RetentionRaw, Retention5m and Retention1h are how long blocks of each
 	// resolution are kept past their MaxTime; zero keeps them forever.
 	RetentionRaw, Retention5m, Retention1h time.Duration
+	// TenantRetention, when set, gives how long the blocks of a tenant (named
+	// by the block's TenantLabel external label) are kept at every
+	// resolution; zero means no limit of its own. The shorter of it and the
+	// resolution's retention applies. It is asked on every pass, so it may
+	// change at runtime.
+	TenantRetention func(tenant string) time.Duration
+	// TenantLabel is the external label that names a block's tenant;
+	// tenant_id if empty.
+	TenantLabel string
 	// ReplicaLabels are external labels removed from every block before
 	// grouping, so that replicas of a stream are merged (deduplicated) into
 	// one block without them. This cannot be undone.
@@ -110,17 +119,33 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// retention returns the retention of blocks of resolution res, zero for forever.
-func (c *Config) retention(res int64) time.Duration {
+// retention returns the retention of block m's data at resolution res, zero
+// for forever.
+func (c *Config) retention(m *block.Meta, res int64) time.Duration {
+	var r time.Duration
 	switch res {
 	case block.ResolutionRaw:
-		return c.RetentionRaw
+		r = c.RetentionRaw
 	case block.Resolution5m:
-		return c.Retention5m
+		r = c.Retention5m
 	case block.Resolution1h:
-		return c.Retention1h
+		r = c.Retention1h
 	}
-	return 0
+	if c.TenantRetention == nil {
+		return r
+	}
+	label := c.TenantLabel
+	if label == "" {
+		label = "tenant_id"
+	}
+	tenant, ok := m.Thanos.Labels[label]
+	if !ok {
+		return r
+	}
+	if t := c.TenantRetention(tenant); t > 0 && (r == 0 || t < r) {
+		return t
+	}
+	return r
 }
 
 // Compactor compacts, deduplicates, downsamples, applies retention to and
@@ -319,7 +344,7 @@ func (c *Compactor) applyRetention(ctx context.Context, st *syncState) error {
 		if !c.expired(m, m.Thanos.Downsample.Resolution, now) {
 			continue
 		}
-		details := fmt.Sprintf("retention: older than %s at resolution %d", c.cfg.retention(m.Thanos.Downsample.Resolution), m.Thanos.Downsample.Resolution)
+		details := fmt.Sprintf("retention: older than %s at resolution %d", c.cfg.retention(m, m.Thanos.Downsample.Resolution), m.Thanos.Downsample.Resolution)
 		if err := block.WriteDeletionMark(ctx, c.bkt, id, now, details); err != nil {
 			errs = append(errs, fmt.Errorf("apply retention to block %s: %w", id, err))
 			continue
@@ -334,7 +359,7 @@ func (c *Compactor) applyRetention(ctx context.Context, st *syncState) error {
 // expired reports whether data of block m kept at resolution res is past
 // retention at now.
 func (c *Compactor) expired(m *block.Meta, res int64, now time.Time) bool {
-	r := c.cfg.retention(res)
+	r := c.cfg.retention(m, res)
 	return r > 0 && now.After(time.UnixMilli(m.MaxTime).Add(r))
 }
 

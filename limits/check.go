@@ -35,21 +35,37 @@ func (e *Error) RetryAfterSeconds() int {
 // CheckSeries checks a series' labels against l and names the first limit it
 // exceeds, with the label and the series.
 func CheckSeries(lset labels.Labels, l Limits) error {
-	if l.MaxLabelsPerSeries > 0 && lset.Len() > l.MaxLabelsPerSeries {
+	return CheckLabels(lset.Len(), func(yield func(name, value string) bool) {
+		lset.Range(func(lb labels.Label) {
+			// Range cannot stop early; CheckLabels stops looking at the first error.
+			yield(lb.Name, lb.Value)
+		})
+	}, lset.String, l)
+}
+
+// CheckLabels is CheckSeries over any label source: n labels that each yields
+// in turn, and series, which formats the series for the error message. It
+// reads nothing when l sets no label limit.
+func CheckLabels(n int, each func(yield func(name, value string) bool), series func() string, l Limits) error {
+	if l.MaxLabelsPerSeries > 0 && n > l.MaxLabelsPerSeries {
 		return &Error{Limit: "max_labels_per_series", Status: http.StatusBadRequest,
-			msg: fmt.Sprintf("series %s has %d labels, more than max_labels_per_series=%d", truncate(lset.String()), lset.Len(), l.MaxLabelsPerSeries)}
+			msg: fmt.Sprintf("series %s has %d labels, more than max_labels_per_series=%d", truncate(series()), n, l.MaxLabelsPerSeries)}
+	}
+	if l.MaxLabelNameLength <= 0 && l.MaxLabelValueLength <= 0 {
+		return nil
 	}
 	var err error
-	lset.Range(func(lb labels.Label) {
+	each(func(name, value string) bool {
 		switch {
 		case err != nil:
-		case l.MaxLabelNameLength > 0 && len(lb.Name) > l.MaxLabelNameLength:
+		case l.MaxLabelNameLength > 0 && len(name) > l.MaxLabelNameLength:
 			err = &Error{Limit: "max_label_name_length", Status: http.StatusBadRequest,
-				msg: fmt.Sprintf("label name %q of series %s is %d bytes, more than max_label_name_length=%d", truncate(lb.Name), truncate(lset.String()), len(lb.Name), l.MaxLabelNameLength)}
-		case l.MaxLabelValueLength > 0 && len(lb.Value) > l.MaxLabelValueLength:
+				msg: fmt.Sprintf("label name %q of series %s is %d bytes, more than max_label_name_length=%d", truncate(name), truncate(series()), len(name), l.MaxLabelNameLength)}
+		case l.MaxLabelValueLength > 0 && len(value) > l.MaxLabelValueLength:
 			err = &Error{Limit: "max_label_value_length", Status: http.StatusBadRequest,
-				msg: fmt.Sprintf("value of label %q of series %s is %d bytes, more than max_label_value_length=%d", truncate(lb.Name), truncate(lset.String()), len(lb.Value), l.MaxLabelValueLength)}
+				msg: fmt.Sprintf("value of label %q of series %s is %d bytes, more than max_label_value_length=%d", truncate(name), truncate(series()), len(value), l.MaxLabelValueLength)}
 		}
+		return err == nil
 	})
 	return err
 }

@@ -45,27 +45,27 @@ import (
 // Limits are one tenant's limits. Zero means no limit.
 type Limits struct {
 	// IngestionRate is the sustained samples (and histograms) per second.
-	IngestionRate float64 `yaml:"ingestion_rate"`
+	IngestionRate float64 `yaml:"ingestion_rate" json:"ingestion_rate"`
 	// IngestionBurst is how many samples may come at once; zero means one
 	// second's worth of IngestionRate.
-	IngestionBurst int `yaml:"ingestion_burst"`
+	IngestionBurst int `yaml:"ingestion_burst" json:"ingestion_burst"`
 	// MaxActiveSeries bounds the series in the tenant's heads.
-	MaxActiveSeries int `yaml:"max_active_series"`
+	MaxActiveSeries int `yaml:"max_active_series" json:"max_active_series"`
 	// MaxLabelsPerSeries bounds the labels of a series, its name included.
-	MaxLabelsPerSeries int `yaml:"max_labels_per_series"`
+	MaxLabelsPerSeries int `yaml:"max_labels_per_series" json:"max_labels_per_series"`
 	// MaxLabelNameLength and MaxLabelValueLength bound a label's name and
 	// value, in bytes.
-	MaxLabelNameLength  int `yaml:"max_label_name_length"`
-	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	MaxLabelNameLength  int `yaml:"max_label_name_length" json:"max_label_name_length"`
+	MaxLabelValueLength int `yaml:"max_label_value_length" json:"max_label_value_length"`
 	// MaxRequestBytes bounds a write request's body as sent.
-	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	MaxRequestBytes int64 `yaml:"max_request_bytes" json:"max_request_bytes"`
 	// MaxExemplars bounds the exemplars the tenant's storage keeps.
-	MaxExemplars int `yaml:"max_exemplars"`
+	MaxExemplars int `yaml:"max_exemplars" json:"max_exemplars"`
 	// OutOfOrderWindow is how far behind its series' latest sample a sample
 	// may still be written.
-	OutOfOrderWindow model.Duration `yaml:"out_of_order_window"`
+	OutOfOrderWindow model.Duration `yaml:"out_of_order_window" json:"out_of_order_window"`
 	// Retention is how long the tenant's blocks are kept in the bucket.
-	Retention model.Duration `yaml:"retention"`
+	Retention model.Duration `yaml:"retention" json:"retention"`
 }
 
 // Burst returns the burst the rate limiter allows: IngestionBurst, or one
@@ -115,12 +115,18 @@ func (c *Config) For(tenant string) Limits {
 }
 
 // Parse decodes an overrides file strictly.
-func Parse(content []byte) (*Config, error) {
+func Parse(content []byte) (*Config, error) { return ParseWith(content, Limits{}) }
+
+// ParseWith decodes an overrides file strictly over base: the fields the
+// file's defaults leave out keep base's values, so command-line flags can
+// supply the defaults the file refines.
+func ParseWith(content []byte, base Limits) (*Config, error) {
 	// A strict pass rejects unknown fields and wrong types, with their lines.
 	var strict struct {
-		Defaults Limits            `yaml:"defaults"`
-		Tenants  map[string]Limits `yaml:"tenants"`
+		Defaults Limits            `yaml:"defaults" json:"defaults"`
+		Tenants  map[string]Limits `yaml:"tenants" json:"tenants"`
 	}
+	strict.Defaults = base
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	dec.KnownFields(true)
 	if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) {
@@ -129,7 +135,7 @@ func Parse(content []byte) (*Config, error) {
 	// A second pass decodes each tenant over a copy of the defaults, so that
 	// the fields it leaves out keep the default.
 	var raw struct {
-		Tenants map[string]yaml.Node `yaml:"tenants"`
+		Tenants map[string]yaml.Node `yaml:"tenants" json:"tenants"`
 	}
 	if err := yaml.Unmarshal(content, &raw); err != nil {
 		return nil, err
@@ -166,6 +172,7 @@ func Parse(content []byte) (*Config, error) {
 // for concurrent use.
 type Overrides struct {
 	path    string
+	base    Limits
 	logger  *slog.Logger
 	cur     atomic.Pointer[Config]
 	mtx     sync.Mutex
@@ -178,8 +185,8 @@ type overridesMetrics struct {
 	lastSuccess prometheus.Gauge
 }
 
-// NewOverrides reads the file at path, failing if it is invalid. An empty
-// path gives every tenant defaults.
+// NewOverrides reads the file at path, failing if it is invalid. The file's
+// defaults start from defaults, and an empty path gives every tenant defaults.
 func NewOverrides(path string, defaults Limits, reg prometheus.Registerer, logger *slog.Logger) (*Overrides, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -187,7 +194,7 @@ func NewOverrides(path string, defaults Limits, reg prometheus.Registerer, logge
 	if err := defaults.Validate(); err != nil {
 		return nil, err
 	}
-	o := &Overrides{path: path, logger: logger, metrics: &overridesMetrics{
+	o := &Overrides{path: path, base: defaults, logger: logger, metrics: &overridesMetrics{
 		reloads: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_limits_reloads_total",
 			Help: "Reads of the limits overrides file that found it changed, by result (success, error).",
@@ -223,7 +230,7 @@ func (o *Overrides) Reload() (changed bool, err error) {
 			return false, nil
 		}
 		var c *Config
-		if c, err = Parse(b); err == nil {
+		if c, err = ParseWith(b, o.base); err == nil {
 			o.cur.Store(c)
 			o.hash = h
 			o.metrics.reloads.WithLabelValues("success").Inc()

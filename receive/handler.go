@@ -16,6 +16,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratametrics/strata/limits"
 )
 
 // Header names and values of the Remote-Write protocol.
@@ -54,6 +56,8 @@ type Handler struct {
 	metrics *handlerMetrics
 	pool    sync.Pool // *batch
 	now     func() time.Time
+	rate    *limits.RateLimiter
+	usage   *usage
 	router  *router // nil: everything is written locally
 }
 
@@ -75,6 +79,8 @@ func NewHandler(opts Options, store TenantStorage, reg prometheus.Registerer, lo
 		logger:  logger,
 		metrics: newHandlerMetrics(reg),
 		now:     time.Now,
+		rate:    limits.NewRateLimiter(),
+		usage:   newUsage(reg),
 	}
 	h.pool.New = func() any { return newBatch() }
 	if opts.Route != nil && opts.Route.Ringer != nil {
@@ -98,6 +104,10 @@ type response struct {
 	proto protocol
 	// written counts go into the Remote-Write 2.0 headers.
 	samples, histograms, exemplars int
+	// retryAfter, in seconds, is sent as Retry-After when positive (429s).
+	retryAfter int
+	// discarded counts the samples not written, by tenant usage reason.
+	discarded [numDiscards]int
 }
 
 // ServeHTTP handles one remote write request; see the package documentation for
@@ -111,6 +121,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set(HeaderSamplesWritten, strconv.Itoa(resp.samples))
 		hdr.Set(HeaderHistogramsWritten, strconv.Itoa(resp.histograms))
 		hdr.Set(HeaderExemplarsWritten, strconv.Itoa(resp.exemplars))
+	}
+	if resp.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(resp.retryAfter))
+	}
+	if resp.code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="strata"`)
 	}
 	switch {
 	case resp.code == http.StatusNoContent:
@@ -138,15 +154,30 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) response {
 	}
 	resp := response{proto: proto}
 
-	tenant := r.Header.Get(h.opts.TenantHeader)
-	if tenant == "" {
-		tenant = h.opts.DefaultTenant
+	tenant, code, err := h.tenant(r)
+	if err != nil {
+		return resp.fail(code, err.Error())
 	}
-	if err := ValidateTenant(tenant); err != nil {
-		return resp.fail(http.StatusBadRequest, err.Error())
+	lim := h.limitsFor(tenant)
+	maxBody := h.opts.MaxCompressedBytes
+	if lim.MaxRequestBytes > 0 && lim.MaxRequestBytes < maxBody {
+		maxBody = lim.MaxRequestBytes
 	}
-	if r.ContentLength > h.opts.MaxCompressedBytes {
-		return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.opts.MaxCompressedBytes))
+	tooLarge := func(n int64) response {
+		if maxBody < h.opts.MaxCompressedBytes {
+			// The tenant's own limit is the one exceeded: name it.
+			if err := limits.CheckRequestBytes(n, lim); err != nil {
+				return resp.fail(http.StatusRequestEntityTooLarge, err.Error())
+			}
+			return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds max_request_bytes=%d", maxBody))
+		}
+		if n > 0 {
+			return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", n, maxBody))
+		}
+		return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", maxBody))
+	}
+	if r.ContentLength > maxBody {
+		return tooLarge(r.ContentLength)
 	}
 
 	b := h.pool.Get().(*batch)
@@ -154,11 +185,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) response {
 
 	// MaxBytesReader also tells the server to close the connection instead of
 	// draining an oversized body.
-	body := http.MaxBytesReader(w, r.Body, h.opts.MaxCompressedBytes)
+	body := http.MaxBytesReader(w, r.Body, maxBody)
 	b.body, err = readBody(body, b.body, r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", h.opts.MaxCompressedBytes))
+			return tooLarge(-1)
 		}
 		// The connection broke or timed out; the sender may well be able to retry.
 		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf("read request body: %v", err))
@@ -196,7 +227,97 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) response {
 		// Nothing to write; Remote-Write 1.0 metadata alone is not stored.
 		return resp.ok()
 	}
-	return h.write(r, tenant, b, resp)
+	u := h.usage.of(tenant)
+	samples := len(b.req.samples) + len(b.req.histograms)
+	u.received(samples, len(b.body))
+	if err := h.rate.Allow(tenant, samples, lim); err != nil {
+		u.discard(discardRateLimited, samples)
+		return resp.limited(err)
+	}
+	checkLabelLimits(&b.req, lim)
+	resp = h.write(r, tenant, b, resp)
+	u.discardAll(&resp.discarded)
+	return resp
+}
+
+// tenant resolves the tenant of r: from its credential with an Authenticator,
+// else from the tenant header, else the default tenant.
+func (h *Handler) tenant(r *http.Request) (string, int, error) {
+	if h.opts.Authenticator != nil {
+		tenant, code, err := h.opts.Authenticator.Authenticate(r, h.opts.TenantHeader)
+		if err != nil {
+			return "", code, err
+		}
+		return tenant, 0, nil
+	}
+	tenant := r.Header.Get(h.opts.TenantHeader)
+	if tenant == "" {
+		tenant = h.opts.DefaultTenant
+	}
+	if err := ValidateTenant(tenant); err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	return tenant, 0, nil
+}
+
+// limitsFor returns the limits in force for tenant; none without Options.Limits.
+func (h *Handler) limitsFor(tenant string) limits.Limits {
+	if h.opts.Limits == nil {
+		return limits.Limits{}
+	}
+	return h.opts.Limits.For(tenant)
+}
+
+// exemplarsDisabled reports whether tenant's exemplars are dropped.
+func (h *Handler) exemplarsDisabled(tenant string) bool {
+	if h.opts.DisableExemplars {
+		return true
+	}
+	return h.opts.Limits != nil && h.opts.Limits.For(tenant).MaxExemplars == 0
+}
+
+// maxSeries is this node's share of tenant's max_active_series: each node holds
+// about RF/N of a tenant's series in a ring of N nodes, so it stops taking new
+// series at that share of the limit. A node that does not route, or whose
+// ring is no larger than RF, holds every series it is sent and gets the whole
+// limit. Zero means no limit.
+func (h *Handler) maxSeries(tenant string) int {
+	l := h.limitsFor(tenant).MaxActiveSeries
+	if l <= 0 || h.router == nil {
+		return l
+	}
+	ring, err := h.router.opts.Ringer.Ring(tenant)
+	if err != nil {
+		return l
+	}
+	n, rf := len(ring.Endpoints()), ring.ReplicationFactor()
+	if n <= rf || rf < 1 {
+		return l
+	}
+	return int(math.Ceil(float64(l) * float64(rf) / float64(n)))
+}
+
+// checkLabelLimits marks the series of req whose labels break a label limit of
+// l as invalid, with the *limits.Error as their error, so that the write path
+// rejects them (400) and writes the rest.
+func checkLabelLimits(req *request, l limits.Limits) {
+	if l.MaxLabelsPerSeries <= 0 && l.MaxLabelNameLength <= 0 && l.MaxLabelValueLength <= 0 {
+		return
+	}
+	for i := range req.series {
+		s := &req.series[i]
+		if s.err != nil {
+			continue
+		}
+		sl := req.labels[s.labels.lo:s.labels.hi]
+		s.err = limits.CheckLabels(len(sl), func(yield func(name, value string) bool) {
+			for _, l := range sl {
+				if !yield(l.name, l.value) {
+					return
+				}
+			}
+		}, func() string { return formatSeries(sl) }, l)
+	}
 }
 
 // write stores a decoded request: routed to the owners of each series when the
@@ -212,7 +333,31 @@ func (h *Handler) write(r *http.Request, tenant string, b *batch, resp response)
 	res := &b.res
 	resp.samples, resp.histograms, resp.exemplars = res.samples, res.histograms, res.exemplars
 	resp.code, resp.msg = code, msg
+	if code == http.StatusTooManyRequests {
+		resp.retryAfter = seriesLimitRetryAfter
+	}
+	resp.discarded = discardsOf(res)
 	return resp
+}
+
+// seriesLimitRetryAfter is the Retry-After of a write refused by the active
+// series limit: series leave the head at its next compaction, hours away, so a
+// quick retry would only be refused again.
+const seriesLimitRetryAfter = 60
+
+// discardsOf sorts the samples res did not write into the tenant usage reasons.
+func discardsOf(res *result) (d [numDiscards]int) {
+	for r, n := range res.byReason {
+		switch reason(r) {
+		case reasonLabelLimit:
+			d[discardLabelLimit] += n
+		case reasonSeriesLimit:
+			d[discardSeriesLimit] += n
+		default:
+			d[discardRejected] += n
+		}
+	}
+	return d
 }
 
 // appendLocal appends the series of b.req that o selects to tenant's storage and
@@ -229,7 +374,8 @@ func (h *Handler) appendLocal(ctx context.Context, tenant string, b *batch, o wr
 	if h.opts.MaxFutureSkew > 0 {
 		o.maxT = h.now().Add(h.opts.MaxFutureSkew).UnixMilli()
 	}
-	o.disableExemplars = h.opts.DisableExemplars
+	o.disableExemplars = h.exemplarsDisabled(tenant)
+	o.maxSeries = h.maxSeries(tenant)
 	if h.router != nil {
 		o.placeTenant = tenant
 	}
@@ -247,7 +393,7 @@ func (h *Handler) appendLocal(ctx context.Context, tenant string, b *batch, o wr
 
 	res := &b.res
 	h.metrics.observe(res)
-	if !res.rejected() {
+	if !res.rejected() && res.limitedSeries == 0 {
 		return http.StatusNoContent, ""
 	}
 	total := 0
@@ -255,10 +401,20 @@ func (h *Handler) appendLocal(ctx context.Context, tenant string, b *batch, o wr
 		s := &b.req.series[i]
 		total += s.samples.len() + s.histograms.len()
 	}
-	msg := fmt.Sprintf("%d of %d samples rejected (%d series), first: %s: %s",
-		res.rejectedSamples, total, res.rejectedSeries, res.firstSeries, res.firstError)
-	h.logger.Debug("samples rejected", "tenant", tenant, "rejected", res.rejectedSamples, "total", total, "first", res.firstSeries, "err", res.firstError)
-	return http.StatusBadRequest, msg
+	var msgs []string
+	if res.limitedSeries > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d of %d samples refused (%d new series) by the active series limit, first: %s",
+			res.limitedSamples, total, res.limitedSeries, res.firstLimit))
+	}
+	if res.rejected() {
+		msgs = append(msgs, fmt.Sprintf("%d of %d samples rejected (%d series), first: %s: %s",
+			res.rejectedSamples, total, res.rejectedSeries, res.firstSeries, res.firstError))
+		h.logger.Debug("samples rejected", "tenant", tenant, "rejected", res.rejectedSamples, "total", total, "first", res.firstSeries, "err", res.firstError)
+	}
+	if res.limitedSeries > 0 {
+		return http.StatusTooManyRequests, strings.Join(msgs, "; ")
+	}
+	return http.StatusBadRequest, msgs[0]
 }
 
 func (r response) ok() response {
@@ -270,6 +426,20 @@ func (r response) ok() response {
 func (r response) fail(code int, msg string) response {
 	r.code, r.msg = code, msg
 	r.samples, r.histograms, r.exemplars = 0, 0, 0
+	return r
+}
+
+// limited returns r as the answer to a request refused by a limit (a
+// *limits.Error); nothing was written.
+func (r response) limited(err error) response {
+	le, ok := errors.AsType[*limits.Error](err)
+	if !ok {
+		return r.fail(http.StatusTooManyRequests, err.Error())
+	}
+	r = r.fail(le.Status, le.Error())
+	if le.Status == http.StatusTooManyRequests {
+		r.retryAfter = le.RetryAfterSeconds()
+	}
 	return r
 }
 
@@ -358,6 +528,8 @@ func statusLabel(code int) string {
 		return "413"
 	case http.StatusUnsupportedMediaType:
 		return "415"
+	case http.StatusTooManyRequests:
+		return "429"
 	case http.StatusServiceUnavailable:
 		return "503"
 	default:

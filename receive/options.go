@@ -3,14 +3,27 @@ package receive
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/stratametrics/strata/hashring"
+	"github.com/stratametrics/strata/limits"
 	"github.com/stratametrics/strata/tenancy"
 )
+
+// Authenticator resolves a request to its tenant from a credential, answering
+// the status a failure gets (401 or 403). *tenancy.Authenticator is one.
+type Authenticator interface {
+	Authenticate(r *http.Request, tenantHeader string) (tenant string, status int, err error)
+}
+
+// LimitsSource gives the limits in force for a tenant. *limits.Overrides is one.
+type LimitsSource interface {
+	For(tenant string) limits.Limits
+}
 
 // Path is where the caller conventionally mounts the Handler.
 const Path = "/api/v1/receive"
@@ -52,6 +65,15 @@ type Options struct {
 	// storage then discards them silently, and only this option lets the
 	// Remote-Write 2.0 written-exemplars header stay true.
 	DisableExemplars bool
+	// Authenticator, when set, derives the tenant of every request from its
+	// credential; the tenant header is then only checked against it. Without
+	// it the header names the tenant.
+	Authenticator Authenticator
+	// Limits, when set, gives each tenant's limits: request size, ingestion
+	// rate, labels per series and their lengths, active series and exemplars
+	// (a tenant whose max_exemplars is 0 gets its exemplars dropped, as with
+	// DisableExemplars). Without it only the options above limit writes.
+	Limits LimitsSource
 	// Route, when set, makes the handler a router: it places every series on the
 	// hashring and writes it to its owners, locally or by forwarding. Without it
 	// every series is written to local storage.

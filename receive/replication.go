@@ -42,6 +42,11 @@ type forwardResponse struct {
 	rejected                       []int32 // series indexes, in the forwarded payload
 	rejectedSamples                []int32 // parallel to rejected
 	message                        string
+	// limited are the series refused by the tenant's active series limit (by
+	// index, with limitedSamples samples in all), limitMessage the first.
+	limited        []int32
+	limitedSamples int
+	limitMessage   string
 }
 
 // forwardEncoding is how a forwarded payload is encoded.
@@ -109,7 +114,7 @@ func (r *forwardResponse) marshal() []byte {
 	for _, f := range []struct {
 		num protowire.Number
 		v   int
-	}{{1, r.samples}, {2, r.histograms}, {3, r.exemplars}} {
+	}{{1, r.samples}, {2, r.histograms}, {3, r.exemplars}, {8, r.limitedSamples}} {
 		if f.v != 0 {
 			b = protowire.AppendTag(b, f.num, protowire.VarintType)
 			b = protowire.AppendVarint(b, uint64(f.v))
@@ -118,7 +123,7 @@ func (r *forwardResponse) marshal() []byte {
 	for _, f := range []struct {
 		num protowire.Number
 		vs  []int32
-	}{{4, r.rejected}, {5, r.rejectedSamples}} {
+	}{{4, r.rejected}, {5, r.rejectedSamples}, {7, r.limited}} {
 		if len(f.vs) == 0 {
 			continue
 		}
@@ -129,9 +134,14 @@ func (r *forwardResponse) marshal() []byte {
 		b = protowire.AppendTag(b, f.num, protowire.BytesType)
 		b = protowire.AppendBytes(b, packed)
 	}
-	if r.message != "" {
-		b = protowire.AppendTag(b, 6, protowire.BytesType)
-		b = protowire.AppendString(b, r.message)
+	for _, f := range []struct {
+		num protowire.Number
+		v   string
+	}{{6, r.message}, {9, r.limitMessage}} {
+		if f.v != "" {
+			b = protowire.AppendTag(b, f.num, protowire.BytesType)
+			b = protowire.AppendString(b, f.v)
+		}
 	}
 	return b
 }
@@ -145,23 +155,20 @@ func (r *forwardResponse) unmarshal(b []byte) error {
 		}
 		b = b[n:]
 		switch {
-		case num >= 1 && num <= 3 && typ == protowire.VarintType:
+		case (num >= 1 && num <= 3 || num == 8) && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return protowire.ParseError(n)
 			}
 			b = b[n:]
-			*[]*int{&r.samples, &r.histograms, &r.exemplars}[num-1] = int(v)
-		case (num == 4 || num == 5) && typ == protowire.BytesType:
+			*map[protowire.Number]*int{1: &r.samples, 2: &r.histograms, 3: &r.exemplars, 8: &r.limitedSamples}[num] = int(v)
+		case (num == 4 || num == 5 || num == 7) && typ == protowire.BytesType:
 			packed, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return protowire.ParseError(n)
 			}
 			b = b[n:]
-			dst := &r.rejected
-			if num == 5 {
-				dst = &r.rejectedSamples
-			}
+			dst := map[protowire.Number]*[]int32{4: &r.rejected, 5: &r.rejectedSamples, 7: &r.limited}[num]
 			for len(packed) > 0 {
 				v, n := protowire.ConsumeVarint(packed)
 				if n < 0 {
@@ -170,12 +177,16 @@ func (r *forwardResponse) unmarshal(b []byte) error {
 				packed = packed[n:]
 				*dst = append(*dst, int32(v))
 			}
-		case num == 6 && typ == protowire.BytesType:
+		case (num == 6 || num == 9) && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return protowire.ParseError(n)
 			}
-			r.message, b = string(v), b[n:]
+			dst := &r.message
+			if num == 9 {
+				dst = &r.limitMessage
+			}
+			*dst, b = string(v), b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
@@ -188,6 +199,39 @@ func (r *forwardResponse) unmarshal(b []byte) error {
 		return fmt.Errorf("%d rejected series but %d rejected sample counts", len(r.rejected), len(r.rejectedSamples))
 	}
 	return nil
+}
+
+// addOutcome adds the rejected and limited series of res to r. sel are the
+// series res was written with, in request order (nil: all of them); r names
+// them by their position in sel, which is their index in what the peer sent.
+func (r *forwardResponse) addOutcome(res *result, sel []int32) {
+	at := func(k int) int {
+		if sel == nil {
+			return k
+		}
+		return int(sel[k])
+	}
+	n := len(res.perSeries)
+	if sel != nil {
+		n = len(sel)
+	}
+	if res.rejected() {
+		r.message = fmt.Sprintf("%s: %s", res.firstSeries, res.firstError)
+		for k := range n {
+			if c := res.perSeries[at(k)]; c > 0 {
+				r.rejected = append(r.rejected, int32(k))
+				r.rejectedSamples = append(r.rejectedSamples, c)
+			}
+		}
+	}
+	if res.limitedSeries > 0 {
+		r.limitMessage, r.limitedSamples = res.firstLimit, res.limitedSamples
+		for k := range n {
+			if res.limited[at(k)] {
+				r.limited = append(r.limited, int32(k))
+			}
+		}
+	}
 }
 
 // replicationServer is the interface the gRPC service description requires.
@@ -245,15 +289,7 @@ func (h *Handler) forwardedWrite(ctx context.Context, in *wrapperspb.BytesValue)
 	}
 	res := &b.res
 	resp := forwardResponse{samples: res.samples, histograms: res.histograms, exemplars: res.exemplars}
-	if res.rejected() {
-		resp.message = fmt.Sprintf("%s: %s", res.firstSeries, res.firstError)
-		for i, n := range res.perSeries {
-			if n > 0 {
-				resp.rejected = append(resp.rejected, int32(i))
-				resp.rejectedSamples = append(resp.rejectedSamples, n)
-			}
-		}
-	}
+	resp.addOutcome(res, nil)
 	return &wrapperspb.BytesValue{Value: resp.marshal()}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,9 +101,11 @@ type routeState struct {
 	acks   []uint8 // definitive answers per series
 	rej    []uint8 // owners that rejected some samples of the series
 	rejN   []int32 // rejected samples, as the first rejecting owner counted them
+	lim    []uint8 // owners that refused the series by the active series limit
 	groups []forwardGroup
 
 	firstRejection string // series and reason
+	firstLimit     string // series and limit
 	firstFailure   error  // first transient failure
 }
 
@@ -118,7 +121,8 @@ func (st *routeState) reset(series, endpoints int) {
 	st.acks = resize(st.acks, series)
 	st.rej = resize(st.rej, series)
 	st.rejN = resize(st.rejN, series)
-	st.firstRejection, st.firstFailure = "", nil
+	st.lim = resize(st.lim, series)
+	st.firstRejection, st.firstLimit, st.firstFailure = "", "", nil
 }
 
 // resize returns s with length n, zeroed.
@@ -179,7 +183,7 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 		}
 		sl := req.labels[s.labels.lo:s.labels.hi]
 		if s.err != nil {
-			pre.reject(i, sl, n, reasonInvalidSeries, s.err, true)
+			pre.reject(i, sl, n, seriesReason(s.err), s.err, true)
 			continue
 		}
 		placement, placed := uint64(0), false
@@ -247,15 +251,7 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 		if code == http.StatusServiceUnavailable {
 			o.err = errors.New(msg)
 		} else {
-			if b.res.rejected() {
-				o.resp.message = fmt.Sprintf("%s: %s", b.res.firstSeries, b.res.firstError)
-				for k, i := range sel {
-					if n := b.res.perSeries[i]; n > 0 {
-						o.resp.rejected = append(o.resp.rejected, int32(k))
-						o.resp.rejectedSamples = append(o.resp.rejectedSamples, n)
-					}
-				}
-			}
+			o.resp.addOutcome(&b.res, sel)
 		}
 		st.tally(o)
 	}
@@ -300,11 +296,19 @@ func (st *routeState) tally(o outcome) {
 	if len(o.resp.rejected) > 0 && st.firstRejection == "" {
 		st.firstRejection = o.resp.message
 	}
+	for _, idx := range o.resp.limited {
+		if int(idx) < len(o.sel) {
+			st.lim[o.sel[idx]]++
+		}
+	}
+	if len(o.resp.limited) > 0 && st.firstLimit == "" {
+		st.firstLimit = o.resp.limitMessage
+	}
 }
 
 // decide turns the per-series tallies into the response; see router.
 func (r *router) decide(st *routeState, req *request, pre *result, quorum int, resp response) response {
-	var undecided, rejectedSeries, rejectedSamples, total int
+	var undecided, rejectedSeries, rejectedSamples, limitedSeries, limitedSamples, total int
 	for i := range req.series {
 		s := &req.series[i]
 		n := s.samples.len() + s.histograms.len()
@@ -314,6 +318,13 @@ func (r *router) decide(st *routeState, req *request, pre *result, quorum int, r
 		}
 		if int(st.acks[i]) < quorum {
 			undecided++
+			continue
+		}
+		if st.lim[i] > 0 {
+			// Refused by an owner at its series limit: the retry the 429 asks
+			// for writes it to every owner.
+			limitedSeries++
+			limitedSamples += n
 			continue
 		}
 		if st.rej[i] > 0 {
@@ -337,18 +348,32 @@ func (r *router) decide(st *routeState, req *request, pre *result, quorum int, r
 		return resp.fail(http.StatusServiceUnavailable, fmt.Sprintf(
 			"%d of %d series did not reach a quorum of %d owners, first failure: %v", undecided, len(req.series), quorum, st.firstFailure))
 	}
+	resp.discarded = discardsOf(pre)
+	resp.discarded[discardRejected] += rejectedSamples
+	resp.discarded[discardSeriesLimit] += limitedSamples
 	rejectedSeries += pre.rejectedSeries
 	rejectedSamples += pre.rejectedSamples
-	if rejectedSeries == 0 {
+	if rejectedSeries == 0 && limitedSeries == 0 {
 		resp.code = http.StatusNoContent
 		return resp
 	}
-	first := st.firstRejection
-	if pre.rejected() {
-		first = fmt.Sprintf("%s: %s", pre.firstSeries, pre.firstError)
+	var msgs []string
+	if limitedSeries > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d of %d samples refused (%d new series) by the active series limit, first: %s",
+			limitedSamples, total, limitedSeries, st.firstLimit))
 	}
+	if rejectedSeries > 0 {
+		first := st.firstRejection
+		if pre.rejected() {
+			first = fmt.Sprintf("%s: %s", pre.firstSeries, pre.firstError)
+		}
+		msgs = append(msgs, fmt.Sprintf("%d of %d samples rejected (%d series), first: %s", rejectedSamples, total, rejectedSeries, first))
+	}
+	resp.msg = strings.Join(msgs, "; ")
 	resp.code = http.StatusBadRequest
-	resp.msg = fmt.Sprintf("%d of %d samples rejected (%d series), first: %s", rejectedSamples, total, rejectedSeries, first)
+	if limitedSeries > 0 {
+		resp.code, resp.retryAfter = http.StatusTooManyRequests, seriesLimitRetryAfter
+	}
 	return resp
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/stratametrics/strata/limits"
 )
 
 // Permanent per-series and per-sample errors. Each rejects data for good (the
@@ -45,6 +47,8 @@ const (
 	reasonDuplicate
 	reasonTooFarInFuture
 	reasonOther
+	reasonLabelLimit  // a tenant's label limits (400)
+	reasonSeriesLimit // the tenant's max_active_series (429, not permanent)
 	numReasons
 )
 
@@ -58,6 +62,16 @@ var reasonNames = [numReasons]string{
 	reasonDuplicate:        "duplicate_timestamp",
 	reasonTooFarInFuture:   "too_far_in_future",
 	reasonOther:            "other",
+	reasonLabelLimit:       "label_limit",
+	reasonSeriesLimit:      "max_active_series",
+}
+
+// seriesReason is why a series whose decoding or checks set its err is rejected.
+func seriesReason(err error) reason {
+	if _, ok := errors.AsType[*limits.Error](err); ok {
+		return reasonLabelLimit
+	}
+	return reasonInvalidSeries
 }
 
 // exemplarReason is why an exemplar was not written; a fixed set of label values.

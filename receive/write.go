@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/stratametrics/strata/hashring"
+	"github.com/stratametrics/strata/limits"
 )
 
 // result is the outcome of appending one request.
@@ -38,9 +39,31 @@ type result struct {
 	// by its index in the request; a series rejected as a whole with no samples
 	// (an invalid exemplar-only series) counts one.
 	perSeries []int32
+
+	// limitedSeries new series with limitedSamples samples were refused because
+	// the tenant is at its active series limit: a retry may pass once series go
+	// idle or the limit is raised, so they are not rejected for good. limited,
+	// when tracking is on, marks them by index; firstLimit describes the first.
+	limitedSeries, limitedSamples int
+	limited                       []bool
+	firstLimit                    string
 }
 
 func (r *result) rejected() bool { return r.rejectedSeries > 0 }
+
+// limit records that new series idx, with labels ls and n samples, was refused
+// by the active series limit.
+func (r *result) limit(idx int, ls []wireLabel, n int, err error) {
+	if r.limited != nil {
+		r.limited[idx] = true
+	}
+	r.limitedSeries++
+	r.limitedSamples += n
+	r.byReason[reasonSeriesLimit] += n
+	if r.firstLimit == "" {
+		r.firstLimit = formatSeries(ls) + ": " + err.Error()
+	}
+}
 
 // reject records that n samples of series idx, with labels ls, were rejected.
 // newSeries says whether this is the first rejection in that series.
@@ -109,6 +132,16 @@ type writeOptions struct {
 	// placeTenant, when set, makes new series cache entries carry their ring
 	// placement for this tenant, for the router.
 	placeTenant string
+	// maxSeries, when positive, refuses new series once the tenant's storage
+	// holds this many, if the appender can tell new series (storage.GetRef)
+	// and count them (ActiveSeriesCounter).
+	maxSeries int
+}
+
+// ActiveSeriesCounter is implemented by appenders whose storage knows how many
+// series of the tenant it holds in memory, such as the appenders of tsdbshard.
+type ActiveSeriesCounter interface {
+	ActiveSeries() int
 }
 
 // selected returns the indexes of the series to write.
@@ -134,17 +167,23 @@ func (o writeOptions) selected(n int) iter.Seq[int] {
 // b.res what was appended and what was rejected. It returns an error only for a
 // failure that is not known to be permanent; the caller must then roll back.
 func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
-	b.res = result{perSeries: b.res.perSeries[:0]}
+	b.res = result{perSeries: b.res.perSeries[:0], limited: b.res.limited[:0]}
 	req := &b.req
 	if o.track {
 		b.res.perSeries = slices.Grow(b.res.perSeries, len(req.series))[:len(req.series)]
 		clear(b.res.perSeries)
+		b.res.limited = slices.Grow(b.res.limited, len(req.series))[:len(req.series)]
+		clear(b.res.limited)
 	} else {
-		b.res.perSeries = nil
+		b.res.perSeries, b.res.limited = nil, nil
 	}
 	b.prepareMetadata()
 	b.prepareOrphans(o)
 	getRef, _ := app.(storage.GetRef)
+	var counter ActiveSeriesCounter
+	if o.maxSeries > 0 && getRef != nil {
+		counter, _ = app.(ActiveSeriesCounter)
+	}
 	var cache *seriesCache
 	if getRef != nil && len(b.orphans) == 0 {
 		// Orphan exemplars are matched by built labels, which cached series skip.
@@ -174,7 +213,7 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 		}
 		sl := req.labels[s.labels.lo:s.labels.hi]
 		if s.err != nil {
-			b.res.reject(i, sl, n, reasonInvalidSeries, s.err, true)
+			b.res.reject(i, sl, n, seriesReason(s.err), s.err, true)
 			b.dropSeriesExemplars(s, o)
 			continue
 		}
@@ -215,6 +254,15 @@ func (b *batch) write(app storage.AppenderV2, o writeOptions) error {
 			hash = b.ls.Hash()
 			if getRef != nil {
 				ref, ls = getRef.GetRef(b.ls, hash)
+			}
+			if ref == 0 && counter != nil {
+				// A new series: the head counts it as soon as it is appended, so
+				// the count is current within this request too.
+				if err := limits.CheckActiveSeries(counter.ActiveSeries(), 1, limits.Limits{MaxActiveSeries: o.maxSeries}); err != nil {
+					b.res.limit(i, sl, n, err)
+					b.dropSeriesExemplars(s, o)
+					continue
+				}
 			}
 			if ref == 0 {
 				ls = ownedLabels(&b.b)
@@ -445,7 +493,7 @@ func (b *batch) prepareOrphans(o writeOptions) {
 		}
 		sl := req.labels[s.labels.lo:s.labels.hi]
 		err := s.err
-		why := reasonInvalidSeries
+		why := seriesReason(err)
 		if err == nil {
 			why = reasonInvalidLabels
 			_, err = checkSeriesLabels(sl, req.validUTF8)

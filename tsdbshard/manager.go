@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -64,6 +65,10 @@ type Options struct {
 	OutOfOrderTimeWindow time.Duration
 	// MaxExemplars is the per-tenant exemplar buffer size. Zero stores no exemplars.
 	MaxExemplars int64
+	// TenantLimits, when set, gives each tenant its own out-of-order window and
+	// exemplar buffer size in place of the two fields above, read when the
+	// tenant opens and again by ApplyTenantLimits.
+	TenantLimits func(tenant string) TenantLimits
 	// BlockDuration is the length of the blocks cut from the head. Default 2h.
 	BlockDuration time.Duration
 	// ShipInterval is how often Run ships new blocks. Default 30s.
@@ -111,6 +116,12 @@ func (o *Options) applyDefaults() error {
 		return fmt.Errorf("external labels must not set the tenant label %q", o.TenantLabelName)
 	}
 	return nil
+}
+
+// TenantLimits are the storage settings that may differ between tenants.
+type TenantLimits struct {
+	OutOfOrderTimeWindow time.Duration
+	MaxExemplars         int64
 }
 
 type tenantState int
@@ -209,14 +220,32 @@ func NewManager(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create tsdb directory: %w", err)
 	}
-	return &Manager{
+	m := &Manager{
 		opts:    opts,
 		logger:  logger,
 		reg:     reg,
 		metrics: newManagerMetrics(reg),
 		shipped: NewShipperMetrics(reg),
 		tenants: map[string]*tenant{},
-	}, nil
+	}
+	if reg != nil {
+		reg.MustRegister(activeSeriesCollector{m})
+	}
+	return m, nil
+}
+
+var activeSeriesDesc = prometheus.NewDesc("strata_receive_tenant_active_series",
+	"Series in the tenant's head on this receiver: written within the last block range or so, counted as they are created.", []string{"tenant"}, nil)
+
+// activeSeriesCollector exports Manager.ActiveSeries.
+type activeSeriesCollector struct{ m *Manager }
+
+func (c activeSeriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- activeSeriesDesc }
+
+func (c activeSeriesCollector) Collect(ch chan<- prometheus.Metric) {
+	for tenant, n := range c.m.ActiveSeries() {
+		ch <- prometheus.MustNewConstMetric(activeSeriesDesc, prometheus.GaugeValue, float64(n), tenant)
+	}
 }
 
 // ValidateTenant reports whether name can be used as a tenant's directory name.
@@ -423,6 +452,13 @@ func (m *Manager) tsdbOptions(t *tenant) *tsdb.Options {
 	o.OutOfOrderTimeWindow = m.opts.OutOfOrderTimeWindow.Milliseconds()
 	o.EnableExemplarStorage = m.opts.MaxExemplars > 0
 	o.MaxExemplars = m.opts.MaxExemplars
+	if m.opts.TenantLimits != nil {
+		l := m.opts.TenantLimits(t.name)
+		o.OutOfOrderTimeWindow = l.OutOfOrderTimeWindow.Milliseconds()
+		// Exemplar storage is on even at size 0, so that a reload can grow it.
+		o.EnableExemplarStorage = true
+		o.MaxExemplars = l.MaxExemplars
+	}
 	// Overlapping (out-of-order) blocks are merged by the compactor in the bucket;
 	// merging them here would produce level-2 blocks the shipper does not ship.
 	o.EnableOverlappingCompaction = false
@@ -479,6 +515,51 @@ func (m *Manager) Tenants() []string {
 	return names
 }
 
+// ApplyTenantLimits applies Options.TenantLimits, as it now answers, to every
+// open tenant: a changed out-of-order window or exemplar buffer size takes
+// effect without reopening the TSDB.
+func (m *Manager) ApplyTenantLimits() error {
+	if m.opts.TenantLimits == nil {
+		return nil
+	}
+	m.mtx.RLock()
+	open := make([]*tenant, 0, len(m.tenants))
+	for _, t := range m.tenants {
+		if t.state == tenantOpen {
+			// Counted in flight, so the tenant is not closed under ApplyConfig.
+			t.inflight.Add(1)
+			open = append(open, t)
+		}
+	}
+	m.mtx.RUnlock()
+	var errs []error
+	for _, t := range open {
+		l := m.opts.TenantLimits(t.name)
+		cfg := &config.Config{StorageConfig: config.StorageConfig{
+			TSDBConfig:      &config.TSDBConfig{OutOfOrderTimeWindow: l.OutOfOrderTimeWindow.Milliseconds()},
+			ExemplarsConfig: &config.ExemplarsConfig{MaxExemplars: l.MaxExemplars},
+		}}
+		if err := t.db.ApplyConfig(cfg); err != nil {
+			errs = append(errs, fmt.Errorf("apply limits to tenant %q: %w", t.name, err))
+		}
+		t.inflight.Done()
+	}
+	return errors.Join(errs...)
+}
+
+// ActiveSeries returns the series in the heads of the open tenants, by tenant.
+func (m *Manager) ActiveSeries() map[string]int {
+	m.mtx.RLock()
+	defer m.mtx.RUnlock()
+	out := make(map[string]int, len(m.tenants))
+	for name, t := range m.tenants {
+		if t.state == tenantOpen {
+			out[name] = int(t.db.Head().NumSeries())
+		}
+	}
+	return out
+}
+
 // appender counts itself in its tenant's inflight work until it is finished, so a
 // tenant is never closed under an append.
 type appender struct {
@@ -521,6 +602,10 @@ func (m *Manager) SeriesCacheSlot(tenant string) *atomic.Value {
 // references (see receive.SeriesCacheHolder); it lives as long as this open of
 // the tenant's TSDB.
 func (a *appender) SeriesCacheSlot() *atomic.Value { return &a.t.seriesCache }
+
+// ActiveSeries returns the series in the tenant's head, counted as they are
+// created (see receive.ActiveSeriesCounter).
+func (a *appender) ActiveSeries() int { return int(a.t.db.Head().NumSeries()) }
 
 // GetRef forwards to the TSDB appender's series lookup, so the write path can
 // resolve a series without copying its labels.

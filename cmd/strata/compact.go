@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/stratametrics/strata/compactor"
+	"github.com/stratametrics/strata/limits"
 )
 
 type compactConfig struct {
@@ -31,6 +33,8 @@ type compactConfig struct {
 	disableDownsampling  bool
 	concurrency          int
 	blockSyncConcurrency int
+	limitsFile           string
+	limitsInterval       time.Duration
 }
 
 func compactCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -69,6 +73,7 @@ func registerCompact(app *kingpin.Application) (*kingpin.CmdClause, *compactConf
 	cmd.Flag("downsampling.disable", "Do not downsample raw blocks to 5m and 1h.").BoolVar(&c.disableDownsampling)
 	cmd.Flag("compact.concurrency", "Groups compacted, and blocks downsampled, at once.").Default("1").IntVar(&c.concurrency)
 	cmd.Flag("block-sync-concurrency", "Block metas and deletion marks read from the bucket at once.").Default("20").IntVar(&c.blockSyncConcurrency)
+	registerLimitsFlags(cmd, &c.limitsFile, &c.limitsInterval)
 	return cmd, c
 }
 
@@ -93,10 +98,36 @@ func (c *compactConfig) compactorConfig() (compactor.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// tenantRetention loads the limits file, if any, into cfg: each tenant's
+// retention applies to its blocks. The file is re-read at most every
+// --limits.reload-interval, when retention is next applied.
+func (c *compactConfig) tenantRetention(cfg *compactor.Config, reg prometheus.Registerer, logger *slog.Logger) error {
+	if c.limitsFile == "" {
+		return nil
+	}
+	lim, err := limits.NewOverrides(c.limitsFile, limits.Limits{}, reg, logger)
+	if err != nil {
+		return err
+	}
+	var lastRead atomic.Int64
+	lastRead.Store(time.Now().UnixNano())
+	cfg.TenantRetention = func(tenant string) time.Duration {
+		if now := time.Now().UnixNano(); now-lastRead.Load() >= int64(c.limitsInterval) {
+			lastRead.Store(now)
+			_, _ = lim.Reload() // a bad file is logged and counted; the last good one stays
+		}
+		return time.Duration(lim.For(tenant).Retention)
+	}
+	return nil
+}
+
 // newCompactorComponent opens the bucket and builds the compactor.
 func newCompactorComponent(ctx context.Context, c *compactConfig, reg prometheus.Registerer, logger *slog.Logger) (*compactor.Compactor, error) {
 	cfg, err := c.compactorConfig()
 	if err != nil {
+		return nil, err
+	}
+	if err := c.tenantRetention(&cfg, reg, logger); err != nil {
 		return nil, err
 	}
 	if r := time.Duration(c.retentionRaw); r > 0 && r < 10*24*time.Hour && !c.disableDownsampling {

@@ -19,10 +19,12 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc"
 
+	"github.com/stratametrics/strata/limits"
 	"github.com/stratametrics/strata/objstore"
 	"github.com/stratametrics/strata/receive"
 	"github.com/stratametrics/strata/storeapi/infopb"
 	"github.com/stratametrics/strata/storeapi/storepb"
+	"github.com/stratametrics/strata/tenancy"
 	"github.com/stratametrics/strata/tsdbshard"
 )
 
@@ -62,6 +64,8 @@ type receiveConfig struct {
 	shipInterval      time.Duration
 	replayConcurrency int
 	shutdownTimeout   time.Duration
+
+	tenancy tenancyFlags
 }
 
 func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -127,6 +131,7 @@ func registerReceive(app *kingpin.Application) (*kingpin.CmdClause, *receiveConf
 		Default("0").Hidden().IntVar(&c.replayConcurrency)
 	cmd.Flag("shutdown-timeout", "How long shutdown may take to flush and ship every tenant.").
 		Default("10m").DurationVar(&c.shutdownTimeout)
+	c.tenancy.register(cmd)
 
 	return cmd, c
 }
@@ -162,6 +167,8 @@ type receiver struct {
 	mgr     *tsdbshard.Manager // nil for a router
 	bkt     objstore.Bucket
 	handler *receive.Handler
+	auth    *tenancy.Authenticator // nil without --auth.tenants-file
+	limits  *limits.Overrides
 	grpcSrv *grpc.Server
 	grpcLis net.Listener
 	rwSrv   *http.Server
@@ -227,6 +234,17 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 	if err := rwOpts.Validate(); err != nil {
 		return nil, err
 	}
+	if r.auth, r.limits, err = c.tenancy.build(limits.Limits{
+		MaxExemplars:     int(c.maxExemplars),
+		OutOfOrderWindow: c.oooWindow,
+	}, reg, logger); err != nil {
+		return nil, err
+	}
+	if r.auth != nil {
+		rwOpts.Authenticator = r.auth
+	}
+	// Exemplars are then dropped per tenant, by its max_exemplars.
+	rwOpts.Limits, rwOpts.DisableExemplars = r.limits, false
 
 	var (
 		store receive.TenantStorage
@@ -251,6 +269,10 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 			ShipInterval:          c.shipInterval,
 			ReplayConcurrency:     c.replayConcurrency,
 			DisableWALCompression: !c.walCompression,
+			TenantLimits: func(tenant string) tsdbshard.TenantLimits {
+				l := r.limits.For(tenant)
+				return tsdbshard.TenantLimits{OutOfOrderTimeWindow: time.Duration(l.OutOfOrderWindow), MaxExemplars: int64(l.MaxExemplars)}
+			},
 		}, reg, logger)
 		if err != nil {
 			return nil, err
@@ -275,6 +297,7 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 	if c.httpAddress != "" {
 		ops := opsMux(gatherer, ready)
 		ops.Handle("/api/v1/ring", r.cl.statusHandler())
+		ops.Handle("/api/v1/tenants", tenantsHandler([]*receiver{r}, 1))
 		if r.opsSrv, r.opsLis, err = listen(c.httpAddress, ops); err != nil {
 			return nil, fmt.Errorf("listen for http: %w", err)
 		}
@@ -297,6 +320,10 @@ func (r *receiver) addTo(g *run.Group) {
 	for _, actor := range r.cl.actors {
 		g.Add(func() error { return actor(r.ctx) }, func(error) { r.cancel() })
 	}
+	g.Add(func() error {
+		r.c.tenancy.watch(r.ctx, r.auth, r.limits, r.applyLimits, logger)
+		return nil
+	}, func(error) { r.cancel() })
 	addServer(g, r.rwSrv, r.rwLis, logger.With("server", "remote-write"))
 	if r.opsSrv != nil {
 		addServer(g, r.opsSrv, r.opsLis, logger.With("server", "http"))
@@ -307,6 +334,14 @@ func (r *receiver) addTo(g *run.Group) {
 	}, func(error) {
 		r.grpcSrv.GracefulStop()
 	})
+}
+
+// applyLimits applies reloaded limits that live in the tenants' TSDBs.
+func (r *receiver) applyLimits() error {
+	if r.mgr == nil {
+		return nil
+	}
+	return r.mgr.ApplyTenantLimits()
 }
 
 // leave takes the receiver out of the ring ahead of shutdown.

@@ -40,6 +40,7 @@ type upConfig struct {
 	ruleFiles        []string
 	evalInterval     model.Duration
 	alertmanagerURLs []string
+	limitsFile       string
 }
 
 // upExampleRules is the rule file strata up writes into an empty rules
@@ -61,6 +62,8 @@ func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus
 	cmd.Flag("rule.eval-interval", "Evaluation interval of rule groups that set none.").Default("1m").SetValue(&c.evalInterval)
 	cmd.Flag("alertmanagers.url", "Alertmanager the ruler sends alerts to, as http://host:port[/prefix]. Repeatable.").
 		PlaceHolder("<url>").StringsVar(&c.alertmanagerURLs)
+	cmd.Flag("limits.config-file", "YAML file of per-tenant limits for the receivers and retention for the compactor; re-read when it changes. See strata receive --help.").
+		PlaceHolder("<file>").StringVar(&c.limitsFile)
 	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
 		return runUp(c, logger, reg)
 	}
@@ -145,6 +148,9 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 			"--http-address=",
 			"--remote-write.address=127.0.0.1:0",
 		}
+		if c.limitsFile != "" {
+			args = append([]string{"--limits.config-file=" + c.limitsFile}, args...)
+		}
 		if i == 0 {
 			args[len(args)-1] = "--remote-write.address=" + c.rwAddress
 		} else {
@@ -183,12 +189,16 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	// A compactor merges the receivers' replica blocks into one per tenant,
 	// each sample once, compacts them into larger blocks, downsamples them and
 	// deletes what they replace.
-	cc, err := parseCompactArgs([]string{
+	compactArgs := []string{
 		"--objstore.config=" + bucket,
 		"--data-dir=" + filepath.Join(c.dataDir, "compact"),
 		"--wait",
 		"--deduplication.replica-label=" + replicaLabel,
-	})
+	}
+	if c.limitsFile != "" {
+		compactArgs = append(compactArgs, "--limits.config-file="+c.limitsFile)
+	}
+	cc, err := parseCompactArgs(compactArgs)
 	if err != nil {
 		return errors.Join(err, closeAll())
 	}
@@ -245,6 +255,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 
 	ops := opsMux(gatherer, func() bool { return ready() && rule.Ready() })
 	ops.Handle("/api/v1/ring", receivers[0].cl.statusHandler())
+	ops.Handle("/api/v1/tenants", tenantsHandler(receivers, upReplicationFactor))
 	// The ruler's own rules and alerts API, rather than the querier's
 	// aggregation of remote rulers.
 	query.api.Register(ops)
