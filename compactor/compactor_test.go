@@ -281,6 +281,44 @@ func TestCompactorRetentionAndDeletion(t *testing.T) {
 	require.False(t, exists, "every file of the block is gone")
 }
 
+// TestCompactorTenantRetention applies each tenant's own retention, the
+// shorter of it and the resolution's, and reads it on every pass.
+func TestCompactorTenantRetention(t *testing.T) {
+	ctx := context.Background()
+	bkt := newBucket(t)
+	blocks := map[string]*block.Meta{}
+	for _, tenant := range []string{"short", "long", "none"} {
+		blocks[tenant] = uploadBlock(t, bkt, map[string]string{"tenant_id": tenant}, base, base+2*h, generate(1, base, base+2*h, nil))
+	}
+	now := time.UnixMilli(base + 5*24*h)
+	retention := map[string]time.Duration{"short": 2 * 24 * time.Hour, "long": 30 * 24 * time.Hour}
+	cfg := testConfig(t)
+	cfg.DisableDownsampling = true
+	cfg.RetentionRaw = 10 * 24 * time.Hour
+	cfg.TenantRetention = func(tenant string) time.Duration { return retention[tenant] }
+	cfg.Now = func() time.Time { return now }
+	c := newCompactor(t, bkt, cfg)
+	// marked returns the tenants whose block is marked for deletion or gone.
+	marked := func() []string {
+		var out []string
+		for tenant, m := range blocks {
+			_, err := block.ReadDeletionMark(ctx, bkt, m.ULID)
+			exists, eerr := bkt.Exists(ctx, path.Join(m.ULID.String(), block.MetaFilename))
+			require.NoError(t, eerr)
+			if err == nil || !exists {
+				out = append(out, tenant)
+			}
+		}
+		return out
+	}
+	require.NoError(t, c.Pass(ctx))
+	require.Equal(t, []string{"short"}, marked(), "5 days old: past short's 2d, within the 10d raw retention")
+
+	now = now.Add(6 * 24 * time.Hour)
+	require.NoError(t, c.Pass(ctx))
+	require.ElementsMatch(t, []string{"short", "long", "none"}, marked(), "11 days old: the 10d raw retention is shorter than long's 30d")
+}
+
 // TestCompactorConsistencyDelay leaves fresh uploads alone until they are
 // older than the consistency delay.
 func TestCompactorConsistencyDelay(t *testing.T) {

@@ -144,13 +144,11 @@ func (r *RateLimiter) limiter(tenant string, l Limits) *rate.Limiter {
 		r.limiters[tenant] = lim
 		return lim
 	}
-	// Limits reloaded at runtime apply from the next request on.
-	now := r.now()
-	if lim.Limit() != rate.Limit(l.IngestionRate) {
-		lim.SetLimitAt(now, rate.Limit(l.IngestionRate))
-	}
-	if lim.Burst() != l.Burst() {
-		lim.SetBurstAt(now, l.Burst())
+	// Limits reloaded at runtime apply from the next request on, with a full
+	// bucket: a raised limit is usable at once.
+	if lim.Limit() != rate.Limit(l.IngestionRate) || lim.Burst() != l.Burst() {
+		lim = rate.NewLimiter(rate.Limit(l.IngestionRate), l.Burst())
+		r.limiters[tenant] = lim
 	}
 	return lim
 }

@@ -172,3 +172,15 @@ func TestRateLimiter(t *testing.T) {
 	require.NoError(t, r.Allow("a", 1000, high))
 	require.NoError(t, r.Allow("a", 1e9, Limits{}), "no rate limit")
 }
+
+func TestParseWithBase(t *testing.T) {
+	base := Limits{MaxExemplars: 100, OutOfOrderWindow: model.Duration(time.Hour)}
+	c, err := ParseWith([]byte("defaults: {max_exemplars: 5}\ntenants: {a: {ingestion_rate: 10}}\n"), base)
+	require.NoError(t, err)
+	require.Equal(t, Limits{MaxExemplars: 5, OutOfOrderWindow: model.Duration(time.Hour)}, c.Defaults, "fields the file leaves out keep the base")
+	require.Equal(t, Limits{MaxExemplars: 5, OutOfOrderWindow: model.Duration(time.Hour), IngestionRate: 10}, c.For("a"))
+
+	c, err = ParseWith(nil, base)
+	require.NoError(t, err)
+	require.Equal(t, base, c.For("anyone"))
+}

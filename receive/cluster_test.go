@@ -44,9 +44,20 @@ func startCluster(t testing.TB, rf int, zones ...string) []*node {
 	return startClusterWith(t, rf, func(n *node) { n.handler.RegisterReplication(n.srv) }, zones...)
 }
 
+// startClusterWithOptions is startCluster with mod changing each node's options.
+func startClusterWithOptions(t testing.TB, rf int, mod func(*Options), zones ...string) []*node {
+	t.Helper()
+	return startClusterOf(t, rf, mod, func(n *node) { n.handler.RegisterReplication(n.srv) }, zones...)
+}
+
 // startClusterWith is startCluster with register registering each node's
 // replication service.
 func startClusterWith(t testing.TB, rf int, register func(*node), zones ...string) []*node {
+	t.Helper()
+	return startClusterOf(t, rf, nil, register, zones...)
+}
+
+func startClusterOf(t testing.TB, rf int, mod func(*Options), register func(*node), zones ...string) []*node {
 	t.Helper()
 	nodes := make([]*node, len(zones))
 	eps := make([]hashring.Endpoint, len(zones))
@@ -68,12 +79,16 @@ func startClusterWith(t testing.TB, rf int, register func(*node), zones ...strin
 		require.NoError(t, err)
 		require.NoError(t, mgr.Open(context.Background()))
 		n.mgr = mgr
-		n.handler = NewHandler(Options{Route: &RouteOptions{
+		opts := Options{Route: &RouteOptions{
 			Ringer:            staticRinger{ring},
 			LocalEndpoint:     n.name,
 			ForwardTimeout:    10 * time.Second,
 			ForwardMaxBackoff: 200 * time.Millisecond,
-		}}, mgr, nil, nil)
+		}}
+		if mod != nil {
+			mod(&opts)
+		}
+		n.handler = NewHandler(opts, mgr, nil, nil)
 		n.srv = grpc.NewServer()
 		register(n)
 		go func() { _ = n.srv.Serve(lis[i]) }()

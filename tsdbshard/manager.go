@@ -502,6 +502,18 @@ func (m *Manager) Querier(tenantName string, mint, maxt int64) (storage.Querier,
 	return t.db.Querier(mint, maxt)
 }
 
+// ExemplarQuerier returns a querier over one open tenant's exemplars, or
+// ErrNotReady when the tenant is not open.
+func (m *Manager) ExemplarQuerier(ctx context.Context, tenantName string) (storage.ExemplarQuerier, error) {
+	m.mtx.RLock()
+	t := m.tenants[tenantName]
+	m.mtx.RUnlock()
+	if t == nil || t.state != tenantOpen {
+		return nil, fmt.Errorf("tenant %q: %w", tenantName, ErrNotReady)
+	}
+	return t.db.ExemplarQuerier(ctx)
+}
+
 // Tenants returns the names of the open tenants.
 func (m *Manager) Tenants() []string {
 	m.mtx.RLock()
