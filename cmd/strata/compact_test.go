@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,4 +57,27 @@ func TestCompactFlags(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.compactorConfig()
 	require.Error(t, err)
+}
+
+func TestCompactTenantRetentionFromLimitsFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "limits.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("tenants: {a: {retention: 7d}}\n"), 0o600))
+	c, err := parseCompactArgs([]string{"--limits.config-file=" + file, "--limits.reload-interval=0s"})
+	require.NoError(t, err)
+	cfg, err := c.compactorConfig()
+	require.NoError(t, err)
+	require.NoError(t, c.tenantRetention(&cfg, nil, nil))
+	require.Equal(t, 7*24*time.Hour, cfg.TenantRetention("a"))
+	require.Zero(t, cfg.TenantRetention("b"))
+
+	// Re-read on use once the interval passed (0 here): a change applies.
+	require.NoError(t, os.WriteFile(file, []byte("defaults: {retention: 30d}\ntenants: {a: {retention: 1d}}\n"), 0o600))
+	require.Equal(t, 24*time.Hour, cfg.TenantRetention("a"))
+	require.Equal(t, 30*24*time.Hour, cfg.TenantRetention("b"))
+
+	_, err = parseCompactArgs([]string{"--limits.config-file=" + filepath.Join(t.TempDir(), "missing.yaml")})
+	require.NoError(t, err, "flags only name the file")
+	c, _ = parseCompactArgs([]string{"--limits.config-file=" + filepath.Join(t.TempDir(), "missing.yaml")})
+	cfg, _ = c.compactorConfig()
+	require.Error(t, c.tenantRetention(&cfg, nil, nil), "a missing file fails the start")
 }
