@@ -310,6 +310,10 @@ func checkLabelLimits(req *request, l limits.Limits) {
 			continue
 		}
 		sl := req.labels[s.labels.lo:s.labels.hi]
+		if !overLabelLimits(sl, l) {
+			continue
+		}
+		// Only a series over a limit pays for the closures that name it.
 		s.err = limits.CheckLabels(len(sl), func(yield func(name, value string) bool) {
 			for _, l := range sl {
 				if !yield(l.name, l.value) {
@@ -318,6 +322,20 @@ func checkLabelLimits(req *request, l limits.Limits) {
 			}
 		}, func() string { return formatSeries(sl) }, l)
 	}
+}
+
+// overLabelLimits reports whether the labels sl break a label limit of l.
+func overLabelLimits(sl []wireLabel, l limits.Limits) bool {
+	if l.MaxLabelsPerSeries > 0 && len(sl) > l.MaxLabelsPerSeries {
+		return true
+	}
+	for _, lb := range sl {
+		if (l.MaxLabelNameLength > 0 && len(lb.name) > l.MaxLabelNameLength) ||
+			(l.MaxLabelValueLength > 0 && len(lb.value) > l.MaxLabelValueLength) {
+			return true
+		}
+	}
+	return false
 }
 
 // write stores a decoded request: routed to the owners of each series when the

@@ -11,8 +11,10 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/stratametrics/strata/limits"
 )
 
 const (
@@ -151,6 +153,7 @@ func BenchmarkWritePath(b *testing.B) {
 		newReq     func() benchRequest
 		hideGetRef bool
 		noCache    bool
+		limits     bool // every limit set, none hit
 	}{
 		{name: "rw1", newReq: func() benchRequest { return newBenchV1() }},
 		{name: "rw2", newReq: func() benchRequest { return newBenchV2() }},
@@ -158,12 +161,24 @@ func BenchmarkWritePath(b *testing.B) {
 		{name: "rw2_no_series_cache", newReq: func() benchRequest { return newBenchV2() }, noCache: true},
 		{name: "rw1_plain_appender", newReq: func() benchRequest { return newBenchV1() }, hideGetRef: true},
 		{name: "rw2_plain_appender", newReq: func() benchRequest { return newBenchV2() }, hideGetRef: true},
+		{name: "rw1_limits", newReq: func() benchRequest { return newBenchV1() }, limits: true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			store := newTestStorage(b, nil)
 			store.hideGetRef = bc.hideGetRef
 			store.noSeriesCache = bc.noCache
-			h := NewHandler(Options{}, store, prometheus.NewRegistry(), nil)
+			var opts Options
+			if bc.limits {
+				lim, err := limits.NewOverrides("", limits.Limits{
+					IngestionRate: 1e12, MaxActiveSeries: 1e9, MaxLabelsPerSeries: 40,
+					MaxLabelNameLength: 128, MaxLabelValueLength: 2048, MaxRequestBytes: 1 << 30, MaxExemplars: 100,
+				}, nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts.Limits = lim
+			}
+			h := NewHandler(opts, store, prometheus.NewRegistry(), nil)
 			gen := bc.newReq()
 			w := &discardWriter{hdr: http.Header{}}
 			r, err := http.NewRequest(http.MethodPost, Path, nil)
