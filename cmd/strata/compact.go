@@ -31,6 +31,7 @@ type compactConfig struct {
 	disableDownsampling  bool
 	concurrency          int
 	blockSyncConcurrency int
+	httpTLS              *serverTLS
 }
 
 func compactCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -69,6 +70,7 @@ func registerCompact(app *kingpin.Application) (*kingpin.CmdClause, *compactConf
 	cmd.Flag("downsampling.disable", "Do not downsample raw blocks to 5m and 1h.").BoolVar(&c.disableDownsampling)
 	cmd.Flag("compact.concurrency", "Groups compacted, and blocks downsampled, at once.").Default("1").IntVar(&c.concurrency)
 	cmd.Flag("block-sync-concurrency", "Block metas and deletion marks read from the bucket at once.").Default("20").IntVar(&c.blockSyncConcurrency)
+	c.httpTLS = registerServerTLS(cmd, "http")
 	return cmd, c
 }
 
@@ -133,7 +135,7 @@ func runCompact(c *compactConfig, logger *slog.Logger, reg *prometheus.Registry)
 	if err != nil {
 		return err
 	}
-	srv, lis, err := listen(c.httpAddress, opsMux(reg, comp.Ready))
+	srv, lis, err := listenTLS(c.httpAddress, opsMux(reg, comp.Ready), c.httpTLS, reg, logger)
 	if err != nil {
 		return err
 	}
