@@ -424,3 +424,64 @@ func pushOn(t *testing.T, conn io.Writer, r *bufio.Reader, host, name string, v 
 	require.NoError(t, resp.Body.Close())
 	return resp.StatusCode
 }
+
+// TestTLSPrometheusRemoteWriteMTLS has a real Prometheus remote-write its own
+// metrics to a receiver over HTTPS with a client certificate, as an edge
+// site pushing out to a central strata does.
+func TestTLSPrometheusRemoteWriteMTLS(t *testing.T) {
+	bin := requireBinary(t, "prometheus")
+	p := testpki.New(t)
+	grpcAddr := freeAddr(t)
+	rcv := startReceive(t, t.TempDir(), append([]string{"--grpc-address=" + grpcAddr},
+		append(serverTLSArgs(p, "remote-write"), serverTLSArgs(p, "grpc")...)...)...)
+	rwURL := strings.Replace(rcv.rwURL, "http://", "https://", 1)
+
+	promAddr := freeAddr(t)
+	cfgFile := filepath.Join(t.TempDir(), "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: [%q]}]
+remote_write:
+  - url: %s
+    queue_config: {batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 500ms}
+    tls_config: {ca_file: %q, cert_file: %q, key_file: %q}
+`, promAddr, rwURL, p.CAFile, p.ClientCert, p.ClientKey)), 0o600))
+	prom := startProcess(t, "prometheus", bin,
+		"--config.file="+cfgFile,
+		"--storage.tsdb.path="+t.TempDir(),
+		"--web.listen-address="+promAddr,
+	)
+	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", time.Minute)
+
+	store := grpcStoreClient(t, p, grpcAddr)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		stream, err := store.Series(context.Background(), &storepb.SeriesRequest{
+			MinTime:  0,
+			MaxTime:  time.Now().Add(time.Minute).UnixMilli(),
+			Matchers: []*storepb.LabelMatcher{{Type: storepb.LabelMatcher_EQ, Name: "__name__", Value: "prometheus_build_info"}},
+		})
+		if !assert.NoError(c, err) {
+			return
+		}
+		n := 0
+		for {
+			resp, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			if !assert.NoError(c, err) {
+				return
+			}
+			if resp.GetSeries() != nil {
+				n++
+			}
+		}
+		assert.Equal(c, 1, n, "prometheus_build_info arrived over HTTPS")
+	}, time.Minute, 250*time.Millisecond)
+	failed, _, err := metricValueWith(context.Background(), "http://"+promAddr+"/metrics", "prometheus_remote_storage_samples_failed_total", "")
+	require.NoError(t, err)
+	require.Zero(t, failed)
+}
