@@ -37,7 +37,7 @@ func (s *serverTLS) config(reg prometheus.Registerer, logger *slog.Logger) (*tls
 	if !s.enabled() {
 		return nil, nil
 	}
-	cfg, err := tlsconfig.NewServerConfig(*s.cfg, reg, logger.With("tls", s.prefix))
+	cfg, err := tlsconfig.NewServerConfig(*s.cfg, reg, tlsLogger(logger, s.prefix))
 	if err != nil {
 		return nil, fmt.Errorf("--%s.tls-*: %w", s.prefix, err)
 	}
@@ -82,6 +82,11 @@ func listenTLS(addr string, h http.Handler, t *serverTLS, reg prometheus.Registe
 		_ = lis.Close()
 		return nil, nil, err
 	}
+	if t.enabled() && logger != nil {
+		// Refused handshakes (a wrong or missing client certificate) are
+		// logged by the server; keep them in the component's log.
+		srv.ErrorLog = slog.NewLogLogger(logger.With("server", t.prefix).Handler(), slog.LevelInfo)
+	}
 	return srv, tlsLis, nil
 }
 
@@ -108,7 +113,7 @@ func newGRPCClientTLS(prefix string, c *tlsconfig.ClientConfig, reg prometheus.R
 	if !clientTLSEnabled(c) {
 		return nil, nil
 	}
-	client, err := tlsconfig.NewClient(*c, reg, logger.With("tls", prefix))
+	client, err := tlsconfig.NewClient(*c, reg, tlsLogger(logger, prefix))
 	if err != nil {
 		return nil, fmt.Errorf("--%s.tls-*: %w", prefix, err)
 	}
@@ -123,7 +128,7 @@ func newHTTPClientTLS(prefix string, c *tlsconfig.ClientConfig, reg prometheus.R
 	if !clientTLSEnabled(c) {
 		return nil, nil
 	}
-	client, err := tlsconfig.NewClient(*c, reg, logger.With("tls", prefix))
+	client, err := tlsconfig.NewClient(*c, reg, tlsLogger(logger, prefix))
 	if err != nil {
 		return nil, fmt.Errorf("--%s.tls-*: %w", prefix, err)
 	}
@@ -132,4 +137,13 @@ func newHTTPClientTLS(prefix string, c *tlsconfig.ClientConfig, reg prometheus.R
 	// that servers addressed by IP work; it negotiates HTTP/1.1.
 	tr.DialTLSContext = client.DialTLSContext
 	return &http.Client{Transport: tr}, nil
+}
+
+// tlsLogger names the TLS configuration (its flag prefix) in the logs of its
+// reloads; a nil logger stays nil, which tlsconfig takes as "discard".
+func tlsLogger(logger *slog.Logger, prefix string) *slog.Logger {
+	if logger == nil {
+		return nil
+	}
+	return logger.With("tls", prefix)
 }
