@@ -322,8 +322,13 @@ func TestTLSReplicatingReceiversMTLS(t *testing.T) {
 	now := time.Now()
 	for i, rw := range nodeRW {
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			code, body := pushSample(t, client, rw, fmt.Sprintf("tls_e2e_replicated_%d", i), now, float64(i))
-			assert.Equal(c, http.StatusNoContent, code, body)
+			code, body, err := pushRW1(context.Background(), client, rw, "", []prompb.TimeSeries{{
+				Labels:  []prompb.Label{{Name: "__name__", Value: fmt.Sprintf("tls_e2e_replicated_%d", i)}},
+				Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: float64(i)}},
+			}})
+			if assert.NoError(c, err) {
+				assert.Equal(c, http.StatusNoContent, code, body)
+			}
 		}, 30*time.Second, 200*time.Millisecond, "write through node-%d", i)
 	}
 	for i, addr := range grpcAddrs {
