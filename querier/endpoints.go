@@ -22,6 +22,7 @@ import (
 	"github.com/stratametrics/strata/storeapi"
 	"github.com/stratametrics/strata/storeapi/infopb"
 	"github.com/stratametrics/strata/storeapi/storepb"
+	"github.com/stratametrics/strata/tlsconfig"
 )
 
 // Defaults of EndpointSetOptions.
@@ -66,8 +67,14 @@ type EndpointSetOptions struct {
 	Resolver Resolver
 	// DialOptions are appended to the default options of every connection,
 	// which dial without TLS; a grpc.WithTransportCredentials here replaces
-	// that, for example to enable TLS.
+	// that. TLS configured by the TLS field or an SD group's tls_config
+	// takes precedence over it.
 	DialOptions []grpc.DialOption
+	// TLS, when not nil, makes the connections to Endpoints, and to the SD
+	// file's groups without a tls_config of their own, use TLS with this
+	// configuration. Servers are verified against its ServerName or else the
+	// dialed host, which may be an IP address.
+	TLS *tlsconfig.ClientConfig
 }
 
 // EndpointStatus is what the querier knows about one endpoint: what its
@@ -144,6 +151,10 @@ type EndpointSet struct {
 	discoverMu  sync.Mutex
 	fileTargets []target            // targets of the last good SD file read
 	resolved    map[string][]string // dns+ spec -> addresses of its last good lookup
+	// tlsClients holds the TLS material of every configuration in use, so
+	// that connections of one group share it. Guarded by discoverMu.
+	tlsClients map[tlsconfig.ClientConfig]*tlsconfig.Client
+	reg        prometheus.Registerer
 
 	mu        sync.RWMutex
 	endpoints map[string]*endpoint // by address
@@ -205,6 +216,14 @@ func NewEndpointSet(opts EndpointSetOptions, reg prometheus.Registerer, logger *
 		metrics:   newEndpointMetrics(reg),
 		resolved:  map[string][]string{},
 		endpoints: map[string]*endpoint{},
+
+		tlsClients: map[tlsconfig.ClientConfig]*tlsconfig.Client{},
+		reg:        reg,
+	}
+	if opts.TLS != nil {
+		if _, err := s.tlsClient(*opts.TLS); err != nil {
+			return nil, fmt.Errorf("endpoint tls: %w", err)
+		}
 	}
 	if s.resolver == nil {
 		s.resolver = &net.Resolver{}
@@ -214,6 +233,7 @@ func NewEndpointSet(opts EndpointSetOptions, reg prometheus.Registerer, logger *
 		if err != nil {
 			return nil, fmt.Errorf("static endpoint: %w", err)
 		}
+		t.tls = opts.TLS
 		s.static = append(s.static, t)
 	}
 	return s, nil
@@ -295,11 +315,12 @@ func (s *EndpointSet) discover(ctx context.Context) ([]*endpoint, error) {
 		targets = append(targets, s.fileTargets...)
 	}
 
-	want := map[string]bool{}
+	want := map[string]dialConfig{}
 	specs := map[string]bool{}
 	for _, t := range targets {
+		dc := newDialConfig(t.tls)
 		if !t.dns {
-			want[t.addr] = true
+			s.addWanted(want, t.addr, dc)
 			continue
 		}
 		if !specs[t.spec] {
@@ -309,7 +330,7 @@ func (s *EndpointSet) discover(ctx context.Context) ([]*endpoint, error) {
 			}
 		}
 		for _, a := range s.resolved[t.spec] {
-			want[a] = true
+			s.addWanted(want, a, dc)
 		}
 	}
 	for spec := range s.resolved {
@@ -330,20 +351,91 @@ func (s *EndpointSet) readSDFile() error {
 	if err == nil {
 		var c SDConfig
 		if c, err = ParseSDConfig(data); err == nil {
-			s.fileTargets = s.fileTargets[:0]
-			for _, g := range c {
-				for _, spec := range g.Targets {
-					t, _ := parseTarget(spec) // Validated by ParseSDConfig.
-					s.fileTargets = append(s.fileTargets, t)
-				}
+			var targets []target
+			if targets, err = s.sdTargets(c); err == nil {
+				s.fileTargets = targets
+				s.metrics.sdFileReads.WithLabelValues("success").Inc()
+				return nil
 			}
-			s.metrics.sdFileReads.WithLabelValues("success").Inc()
-			return nil
 		}
 	}
 	s.metrics.sdFileReads.WithLabelValues("error").Inc()
 	s.logger.Warn("read endpoint sd file, keeping the previous targets", "file", s.opts.SDFile, "err", err)
 	return fmt.Errorf("read endpoint sd file %q: %w", s.opts.SDFile, err)
+}
+
+// sdTargets returns the targets of c with their TLS configuration, loading
+// the TLS material of every group that has its own, and drops the material
+// of configurations no longer in use. Called with discoverMu held.
+func (s *EndpointSet) sdTargets(c SDConfig) ([]target, error) {
+	inUse := map[tlsconfig.ClientConfig]bool{}
+	if s.opts.TLS != nil {
+		inUse[*s.opts.TLS] = true
+	}
+	var targets []target
+	for i, g := range c {
+		tc := s.opts.TLS
+		if g.TLSConfig != nil {
+			tc = g.TLSConfig
+			if _, err := s.tlsClient(*tc); err != nil {
+				return nil, fmt.Errorf("group %d: tls_config: %w", i, err)
+			}
+			inUse[*tc] = true
+		}
+		for _, spec := range g.Targets {
+			t, _ := parseTarget(spec) // Validated by ParseSDConfig.
+			t.tls = tc
+			targets = append(targets, t)
+		}
+	}
+	for k := range s.tlsClients {
+		if !inUse[k] {
+			delete(s.tlsClients, k)
+		}
+	}
+	return targets, nil
+}
+
+// tlsClient returns the TLS material of cfg, loading it on first use.
+// Called with discoverMu held, or from NewEndpointSet.
+func (s *EndpointSet) tlsClient(cfg tlsconfig.ClientConfig) (*tlsconfig.Client, error) {
+	if c, ok := s.tlsClients[cfg]; ok {
+		return c, nil
+	}
+	c, err := tlsconfig.NewClient(cfg, s.reg, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	s.tlsClients[cfg] = c
+	return c, nil
+}
+
+// dialConfig is how an address is dialed: with TLS or without, and with
+// which TLS configuration. It is comparable, so that a changed configuration
+// can be told from the one an endpoint was dialed with.
+type dialConfig struct {
+	tls bool
+	cfg tlsconfig.ClientConfig
+}
+
+func newDialConfig(c *tlsconfig.ClientConfig) dialConfig {
+	if c == nil {
+		return dialConfig{}
+	}
+	return dialConfig{tls: true, cfg: *c}
+}
+
+// addWanted adds addr to want. An address that several targets name is
+// dialed with the configuration of the first of them.
+func (s *EndpointSet) addWanted(want map[string]dialConfig, addr string, dc dialConfig) {
+	prev, ok := want[addr]
+	if !ok {
+		want[addr] = dc
+		return
+	}
+	if prev != dc {
+		s.logger.Warn("endpoint named by targets with different tls configurations, using the first", "endpoint", addr)
+	}
 }
 
 func (s *EndpointSet) resolve(ctx context.Context, t target) error {
@@ -365,9 +457,10 @@ func (s *EndpointSet) resolve(ctx context.Context, t target) error {
 	return nil
 }
 
-// update makes the endpoints those of want: it dials new addresses and retires
-// endpoints that are no longer wanted.
-func (s *EndpointSet) update(want map[string]bool) ([]*endpoint, error) {
+// update makes the endpoints those of want: it dials new addresses, redials
+// addresses whose TLS configuration changed and retires endpoints that are no
+// longer wanted. Called with discoverMu held.
+func (s *EndpointSet) update(want map[string]dialConfig) ([]*endpoint, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -378,11 +471,16 @@ func (s *EndpointSet) update(want map[string]bool) ([]*endpoint, error) {
 		retired []*endpoint
 		errs    []error
 	)
-	for addr := range want {
-		if _, ok := s.endpoints[addr]; ok {
-			continue
+	for addr, dc := range want {
+		if old, ok := s.endpoints[addr]; ok {
+			if old.dial == dc {
+				continue
+			}
+			delete(s.endpoints, addr)
+			retired = append(retired, old)
+			s.logger.Info("endpoint tls configuration changed, reconnecting", "endpoint", addr)
 		}
-		e, err := s.dial(addr)
+		e, err := s.dialEndpoint(addr, dc)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -392,7 +490,7 @@ func (s *EndpointSet) update(want map[string]bool) ([]*endpoint, error) {
 		s.logger.Info("endpoint added", "endpoint", addr)
 	}
 	for addr, e := range s.endpoints {
-		if !want[addr] {
+		if _, ok := want[addr]; !ok {
 			delete(s.endpoints, addr)
 			retired = append(retired, e)
 			s.logger.Info("endpoint removed", "endpoint", addr)
@@ -408,17 +506,27 @@ func (s *EndpointSet) update(want map[string]bool) ([]*endpoint, error) {
 	return added, errors.Join(errs...)
 }
 
-func (s *EndpointSet) dial(addr string) (*endpoint, error) {
+// dialEndpoint connects to addr as dc says. Called with discoverMu held, after
+// the TLS material of dc was loaded.
+func (s *EndpointSet) dialEndpoint(addr string, dc dialConfig) (*endpoint, error) {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	}, s.opts.DialOptions...)
+	if dc.tls {
+		c, err := s.tlsClient(dc.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("dial endpoint %s: %w", addr, err)
+		}
+		opts = append(opts, grpc.WithTransportCredentials(c.TransportCredentials()))
+	}
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial endpoint %s: %w", addr, err)
 	}
 	return &endpoint{
 		addr:   addr,
+		dial:   dc,
 		conn:   conn,
 		store:  storepb.NewStoreClient(conn),
 		info:   infopb.NewInfoClient(conn),
@@ -489,6 +597,7 @@ func (s *EndpointSet) updateHealthGauge() {
 // endpoint is one dialed address.
 type endpoint struct {
 	addr   string
+	dial   dialConfig
 	conn   *grpc.ClientConn
 	store  storepb.StoreClient
 	info   infopb.InfoClient

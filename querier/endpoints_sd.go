@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/stratametrics/strata/tlsconfig"
 )
 
 // dnsPrefix marks a target whose host is resolved to all its A and AAAA
@@ -20,10 +22,15 @@ const dnsPrefix = "dns+"
 var ErrInvalidTarget = errors.New("invalid endpoint target")
 
 // SDConfig is the content of an endpoint SD file (--endpoint.sd-config-file):
-// a YAML list of groups of targets.
+// a YAML list of groups of targets, each with an optional TLS configuration.
 //
 //	# endpoints.yaml
 //	- targets: ["store-0:10901", "dns+receive.monitoring.svc:10901"]
+//	  tls_config:
+//	    ca_file: /etc/strata/ca.pem
+//	    cert_file: /etc/strata/querier.pem
+//	    key_file: /etc/strata/querier-key.pem
+//	    server_name: store.monitoring.svc
 //	- targets: ["10.0.0.7:10901"]
 type SDConfig []SDGroup
 
@@ -32,14 +39,28 @@ type SDGroup struct {
 	// Targets are "host:port" addresses, dialed as they are, or
 	// "dns+host:port" names, resolved to every A and AAAA address of host.
 	Targets []string `yaml:"targets"`
+	// TLSConfig, when present, makes the group's connections use TLS with
+	// its CA, client certificate and server name (ca_file, cert_file,
+	// key_file, server_name, insecure_skip_verify); an empty tls_config
+	// means TLS verified against the system roots. Without it the group uses
+	// the set's default, EndpointSetOptions.TLS. Relative paths are relative
+	// to the working directory of the process. The files are re-read when
+	// they change, for new connections.
+	TLSConfig *tlsconfig.ClientConfig `yaml:"tls_config,omitempty"`
 }
 
-// Validate checks that every target is "host:port" or "dns+host:port".
+// Validate checks that every target is "host:port" or "dns+host:port" and
+// that every tls_config is consistent and its files can be read and parsed.
 func (c SDConfig) Validate() error {
 	for i, g := range c {
 		for _, t := range g.Targets {
 			if _, err := parseTarget(t); err != nil {
 				return fmt.Errorf("group %d: %w", i, err)
+			}
+		}
+		if g.TLSConfig != nil {
+			if err := g.TLSConfig.Validate(); err != nil {
+				return fmt.Errorf("group %d: tls_config: %w", i, err)
 			}
 		}
 	}
@@ -68,6 +89,7 @@ type target struct {
 	dns  bool
 	host string
 	port string
+	tls  *tlsconfig.ClientConfig // nil dials without TLS
 }
 
 func parseTarget(s string) (target, error) {

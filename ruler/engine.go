@@ -22,7 +22,7 @@ import (
 func newEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (
 	*querier.EndpointSet, func(context.Context, string, time.Time, bool) (promql.Vector, error), storage.Queryable, error,
 ) {
-	set, err := querier.NewEndpointSet(querier.EndpointSetOptions{Endpoints: cfg.Endpoints, Resolver: cfg.Resolver}, reg, logger)
+	set, err := querier.NewEndpointSet(querier.EndpointSetOptions{Endpoints: cfg.Endpoints, Resolver: cfg.Resolver, TLS: cfg.EndpointTLS}, reg, logger)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("store API endpoints: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/agent"
 
 	"github.com/stratametrics/strata/querier"
+	"github.com/stratametrics/strata/tlsconfig"
 )
 
 // Config configures a Ruler.
@@ -40,9 +42,15 @@ type Config struct {
 	EvalInterval time.Duration
 	// QueryURLs are base URLs of Prometheus query APIs, tried in turn.
 	QueryURLs []string
+	// QueryHTTPClient sends the queries to QueryURLs, for example with TLS
+	// configured; nil means a default client.
+	QueryHTTPClient *http.Client
 	// Endpoints are Store API endpoints (host:port, or dns+host:port) that an
 	// in-process PromQL engine evaluates the rules over, instead of QueryURLs.
 	Endpoints []string
+	// EndpointTLS, when not nil, makes the in-process engine dial Endpoints
+	// with TLS; see querier.EndpointSetOptions.TLS.
+	EndpointTLS *tlsconfig.ClientConfig
 	// ReplicaLabels are deduplicated away by the in-process engine; nil means
 	// querier.DefaultReplicaLabels().
 	ReplicaLabels []string
@@ -53,8 +61,15 @@ type Config struct {
 	QueryTimeout time.Duration
 	// RemoteWriteURLs receive the rule results.
 	RemoteWriteURLs []string
+	// RemoteWriteTLS, when not nil, configures TLS for https RemoteWriteURLs.
+	RemoteWriteTLS *tlsconfig.ClientConfig
 	// AlertmanagerURLs receive the alerts (http://host:port[/prefix]).
 	AlertmanagerURLs []string
+	// AlertmanagerTLS, when not nil, configures TLS for https
+	// AlertmanagerURLs. Host names are resolved and Alertmanagers dialed by
+	// IP address, so without a ServerName their certificates must hold the
+	// IP addresses.
+	AlertmanagerTLS *tlsconfig.ClientConfig
 	// AlertmanagerTimeout bounds one send to an Alertmanager.
 	AlertmanagerTimeout time.Duration
 	// AlertmanagerRefreshInterval is how often Alertmanager host names are
@@ -185,6 +200,9 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (_ *Ruler, 
 		if err != nil {
 			return nil, err
 		}
+		if cfg.QueryHTTPClient != nil {
+			c.client = cfg.QueryHTTPClient
+		}
 		r.query, restore = c.QueryPartial, c.Queryable()
 	} else {
 		r.endpoints, r.query, restore, err = newEngine(cfg, reg, logger.With("part", "engine"))
@@ -258,6 +276,7 @@ func (r *Ruler) promConfig(alertmanagers []*url.URL) (*config.Config, error) {
 		// A ruler writes a burst per evaluation: send it at once rather than
 		// after Prometheus' 5s batch deadline.
 		rw.QueueConfig.BatchSendDeadline = model.Duration(time.Second)
+		rw.HTTPClientConfig.TLSConfig = promTLSConfig(r.cfg.RemoteWriteTLS)
 		c.RemoteWriteConfigs = append(c.RemoteWriteConfigs, &rw)
 	}
 	for _, u := range alertmanagers {
@@ -265,9 +284,26 @@ func (r *Ruler) promConfig(alertmanagers []*url.URL) (*config.Config, error) {
 		am.Scheme = u.Scheme
 		am.PathPrefix = u.Path
 		am.Timeout = model.Duration(r.cfg.AlertmanagerTimeout)
+		am.HTTPClientConfig.TLSConfig = promTLSConfig(r.cfg.AlertmanagerTLS)
 		c.AlertingConfig.AlertmanagerConfigs = append(c.AlertingConfig.AlertmanagerConfigs, &am)
 	}
 	return c, nil
+}
+
+// promTLSConfig turns c into the TLS configuration of Prometheus' remote
+// write and notifier clients, which take file names and re-read the files
+// when they change; nil is the zero configuration (the system roots).
+func promTLSConfig(c *tlsconfig.ClientConfig) commonconfig.TLSConfig {
+	if c == nil {
+		return commonconfig.TLSConfig{}
+	}
+	return commonconfig.TLSConfig{
+		CAFile:             c.CAFile,
+		CertFile:           c.CertFile,
+		KeyFile:            c.KeyFile,
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+	}
 }
 
 // Run evaluates the rules until ctx is done, then stops evaluating and sends

@@ -35,6 +35,7 @@ type compactConfig struct {
 	blockSyncConcurrency int
 	limitsFile           string
 	limitsInterval       time.Duration
+	httpTLS              *serverTLS
 }
 
 func compactCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -74,6 +75,7 @@ func registerCompact(app *kingpin.Application) (*kingpin.CmdClause, *compactConf
 	cmd.Flag("compact.concurrency", "Groups compacted, and blocks downsampled, at once.").Default("1").IntVar(&c.concurrency)
 	cmd.Flag("block-sync-concurrency", "Block metas and deletion marks read from the bucket at once.").Default("20").IntVar(&c.blockSyncConcurrency)
 	registerLimitsFlags(cmd, &c.limitsFile, &c.limitsInterval)
+	c.httpTLS = registerServerTLS(cmd, "http")
 	return cmd, c
 }
 
@@ -164,7 +166,7 @@ func runCompact(c *compactConfig, logger *slog.Logger, reg *prometheus.Registry)
 	if err != nil {
 		return err
 	}
-	srv, lis, err := listen(c.httpAddress, opsMux(reg, comp.Ready))
+	srv, lis, err := listenTLS(c.httpAddress, opsMux(reg, comp.Ready), c.httpTLS, reg, logger)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/stratametrics/strata/querier"
+	"github.com/stratametrics/strata/tlsconfig"
 )
 
 type queryConfig struct {
@@ -29,6 +30,9 @@ type queryConfig struct {
 	infoInterval    time.Duration
 	autoDownsample  bool
 	rulers          []string
+	endpointTLS     *tlsconfig.ClientConfig
+	ruleTLS         *tlsconfig.ClientConfig
+	httpTLS         *serverTLS
 }
 
 func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -36,6 +40,7 @@ func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometh
 	c := &queryConfig{}
 	cmd.Flag("http-address", "Address to listen on for the Prometheus HTTP API (/api/v1/...), /metrics, /-/healthy and /-/ready.").
 		Default(":10902").StringVar(&c.httpAddress)
+	c.httpTLS = registerServerTLS(cmd, "http")
 	c.register(cmd)
 	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
 		return runQuery(c, logger, reg)
@@ -62,6 +67,8 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 		Default("false").BoolVar(&c.autoDownsample)
 	cmd.Flag("rule", "Base URL of a ruler's HTTP API (strata rule), such as http://ruler:10903, whose /api/v1/rules and /api/v1/alerts the querier aggregates. Repeatable.").
 		PlaceHolder("<url>").StringsVar(&c.rulers)
+	c.endpointTLS = tlsconfig.RegisterClientFlags(cmd, "endpoint")
+	c.ruleTLS = tlsconfig.RegisterClientFlags(cmd, "rule")
 }
 
 // queryComponent is a built querier: its endpoint set runs in a run group and
@@ -78,9 +85,14 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 	}
 	// The proxy is built first: it only checks its URLs, so an invalid --rule leaves nothing
 	// to close.
+	rulesClient, err := newHTTPClientTLS("rule", c.ruleTLS, reg, logger)
+	if err != nil {
+		return nil, err
+	}
 	rules, err := querier.NewRulesProxy(querier.RulesOptions{
 		Rulers:        c.rulers,
 		ReplicaLabels: c.replicaLabels,
+		Client:        rulesClient,
 	}, reg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --rule: %w", err)
@@ -89,6 +101,7 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 		Endpoints:    c.endpoints,
 		SDFile:       c.sdFile,
 		InfoInterval: c.infoInterval,
+		TLS:          clientTLSOrNil(c.endpointTLS),
 	}, reg, logger)
 	if err != nil {
 		return nil, err
@@ -131,7 +144,7 @@ func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) err
 	}
 	mux := opsMux(reg, func() bool { return true })
 	q.register(mux)
-	srv, lis, err := listen(c.httpAddress, mux)
+	srv, lis, err := listenTLS(c.httpAddress, mux, c.httpTLS, reg, logger)
 	if err != nil {
 		return errors.Join(err, q.close())
 	}
@@ -139,7 +152,7 @@ func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) err
 	q.addTo(&g)
 	addServer(&g, srv, lis, logger.With("server", "http"))
 	g.Add(signalActor(context.Background(), func() {}))
-	logger.Info("serving the Prometheus HTTP API", "url", "http://"+hostPort(lis.Addr().String())+"/api/v1/query")
+	logger.Info("serving the Prometheus HTTP API", "url", c.httpTLS.scheme()+"://"+hostPort(lis.Addr().String())+"/api/v1/query")
 	runErr := g.Run()
 	if err := q.close(); err != nil {
 		runErr = errors.Join(runErr, err)

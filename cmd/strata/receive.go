@@ -25,6 +25,7 @@ import (
 	"github.com/stratametrics/strata/storeapi/infopb"
 	"github.com/stratametrics/strata/storeapi/storepb"
 	"github.com/stratametrics/strata/tenancy"
+	"github.com/stratametrics/strata/tlsconfig"
 	"github.com/stratametrics/strata/tsdbshard"
 )
 
@@ -47,6 +48,9 @@ type receiveConfig struct {
 	objstore    *objstoreFlags
 	mode        string
 	cluster     clusterFlags
+
+	rwTLS, httpTLS, grpcTLS *serverTLS
+	peerTLS                 *tlsconfig.ClientConfig
 
 	tenantHeader    string
 	defaultTenant   string
@@ -101,6 +105,10 @@ func registerReceive(app *kingpin.Application) (*kingpin.CmdClause, *receiveConf
 		Default(modeBoth).EnumVar(&c.mode, modeBoth, modeRouter, modeIngestor)
 	c.objstore = registerObjstoreFlags(cmd)
 	c.cluster.register(cmd)
+	c.rwTLS = registerServerTLS(cmd, "remote-write")
+	c.httpTLS = registerServerTLS(cmd, "http")
+	c.grpcTLS = registerServerTLS(cmd, "grpc")
+	c.peerTLS = tlsconfig.RegisterClientFlags(cmd, "receive.peer")
 
 	cmd.Flag("receive.tenant-header", "HTTP header that names the tenant of a write request.").
 		Default(receive.DefaultTenantHeader).StringVar(&c.tenantHeader)
@@ -225,10 +233,15 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 		return nil, err
 	}
 	if r.cl.ringer != nil && c.mode != modeIngestor {
+		dialOpts, err := newGRPCClientTLS("receive.peer", c.peerTLS, reg, logger)
+		if err != nil {
+			return nil, err
+		}
 		rwOpts.Route = &receive.RouteOptions{
 			Ringer:         r.cl.ringer,
 			LocalEndpoint:  r.cl.localEndpoint,
 			ForwardTimeout: c.cluster.forwardTimeout,
+			DialOptions:    dialOpts,
 		}
 	}
 	if err := rwOpts.Validate(); err != nil {
@@ -281,7 +294,11 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 	}
 	r.handler = receive.NewHandler(rwOpts, store, reg, logger)
 
-	r.grpcSrv = grpc.NewServer()
+	grpcOpts, err := c.grpcTLS.grpcOptions(reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	r.grpcSrv = grpc.NewServer(grpcOpts...)
 	if r.mgr != nil {
 		r.handler.RegisterReplication(r.grpcSrv)
 		stores := r.mgr.StoreServer()
@@ -291,14 +308,14 @@ func newReceiver(c *receiveConfig, reg prometheus.Registerer, gatherer prometheu
 
 	rwMux := http.NewServeMux()
 	rwMux.Handle(receive.Path, r.handler)
-	if r.rwSrv, r.rwLis, err = listen(c.rwAddress, rwMux); err != nil {
+	if r.rwSrv, r.rwLis, err = listenTLS(c.rwAddress, rwMux, c.rwTLS, reg, logger); err != nil {
 		return nil, fmt.Errorf("listen for remote write: %w", err)
 	}
 	if c.httpAddress != "" {
 		ops := opsMux(gatherer, ready)
 		ops.Handle("/api/v1/ring", r.cl.statusHandler())
 		ops.Handle("/api/v1/tenants", tenantsHandler([]*receiver{r}, 1))
-		if r.opsSrv, r.opsLis, err = listen(c.httpAddress, ops); err != nil {
+		if r.opsSrv, r.opsLis, err = listenTLS(c.httpAddress, ops, c.httpTLS, reg, logger); err != nil {
 			return nil, fmt.Errorf("listen for http: %w", err)
 		}
 	}
@@ -313,7 +330,7 @@ func (r *receiver) addTo(g *run.Group) {
 			if err := r.mgr.Open(r.ctx); err != nil {
 				return err
 			}
-			logger.Info("receiving remote write", "url", remoteWriteURL(r.rwLis.Addr()), "labels", r.ext.String(), "mode", r.c.mode)
+			logger.Info("receiving remote write", "url", r.c.rwTLS.scheme()+"://"+hostPort(r.rwLis.Addr().String())+receive.Path, "labels", r.ext.String(), "mode", r.c.mode)
 			return r.mgr.Run(r.ctx)
 		}, func(error) { r.cancel() })
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/stratametrics/strata/querier"
 	"github.com/stratametrics/strata/ruler"
+	"github.com/stratametrics/strata/tlsconfig"
 	"github.com/stratametrics/strata/tsdbshard"
 )
 
@@ -38,6 +40,12 @@ type ruleConfig struct {
 	outageTolerance  model.Duration
 	resendDelay      model.Duration
 	externalURL      string
+
+	httpTLS          *serverTLS
+	queryTLS         *tlsconfig.ClientConfig
+	endpointTLS      *tlsconfig.ClientConfig
+	alertmanagersTLS *tlsconfig.ClientConfig
+	remoteWriteTLS   *tlsconfig.ClientConfig
 }
 
 func ruleCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -84,6 +92,11 @@ func registerRule(app *kingpin.Application) (*kingpin.CmdClause, *ruleConfig) {
 	cmd.Flag("for-outage-tolerance", "Longest ruler outage after which for state is still restored.").Default("1h").SetValue(&c.outageTolerance)
 	cmd.Flag("resend-delay", "Minimum time before a firing alert is sent to Alertmanager again.").Default("1m").SetValue(&c.resendDelay)
 	cmd.Flag("alert.query-url", "Base URL of the alerts' generator links.").Default("").StringVar(&c.externalURL)
+	c.httpTLS = registerServerTLS(cmd, "http")
+	c.queryTLS = tlsconfig.RegisterClientFlags(cmd, "query")
+	c.endpointTLS = tlsconfig.RegisterClientFlags(cmd, "endpoint")
+	c.alertmanagersTLS = tlsconfig.RegisterClientFlags(cmd, "alertmanagers")
+	c.remoteWriteTLS = tlsconfig.RegisterClientFlags(cmd, "remote-write")
 	return cmd, c
 }
 
@@ -112,6 +125,18 @@ func (c *ruleConfig) rulerConfig() (ruler.Config, error) {
 		OutageTolerance:             time.Duration(c.outageTolerance),
 		ResendDelay:                 time.Duration(c.resendDelay),
 		ExternalURL:                 c.externalURL,
+		EndpointTLS:                 clientTLSOrNil(c.endpointTLS),
+		AlertmanagerTLS:             clientTLSOrNil(c.alertmanagersTLS),
+		RemoteWriteTLS:              clientTLSOrNil(c.remoteWriteTLS),
+	}
+	// Prometheus' clients read the files only when they connect: check them
+	// now, so that a typo fails at start.
+	for prefix, tc := range map[string]*tlsconfig.ClientConfig{"alertmanagers": cfg.AlertmanagerTLS, "remote-write": cfg.RemoteWriteTLS} {
+		if tc != nil {
+			if err := tc.Validate(); err != nil {
+				return ruler.Config{}, fmt.Errorf("--%s.tls-*: %w", prefix, err)
+			}
+		}
 	}
 	return cfg, cfg.Validate()
 }
@@ -119,6 +144,9 @@ func (c *ruleConfig) rulerConfig() (ruler.Config, error) {
 func runRule(c *ruleConfig, logger *slog.Logger, reg *prometheus.Registry) (err error) {
 	cfg, err := c.rulerConfig()
 	if err != nil {
+		return err
+	}
+	if cfg.QueryHTTPClient, err = newHTTPClientTLS("query", c.queryTLS, reg, logger); err != nil {
 		return err
 	}
 	r, err := ruler.New(cfg, reg, logger)
@@ -129,7 +157,7 @@ func runRule(c *ruleConfig, logger *slog.Logger, reg *prometheus.Registry) (err 
 
 	mux := opsMux(reg, r.Ready)
 	r.Register(mux)
-	srv, lis, err := listen(c.httpAddress, mux)
+	srv, lis, err := listenTLS(c.httpAddress, mux, c.httpTLS, reg, logger)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type storeConfig struct {
 	chunksCache              cache.Bytes
 	limitSeries              int64
 	limitSamples             int64
+	grpcTLS, httpTLS         *serverTLS
 }
 
 func storeCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -84,6 +85,8 @@ func registerStore(app *kingpin.Application) (*kingpin.CmdClause, *storeConfig) 
 		Default("0").Int64Var(&c.limitSeries)
 	cmd.Flag("store.limits.request-samples", "Most samples one Series request may fetch, counted by whole chunks; more fails the request with ResourceExhausted. 0 means no limit.").
 		Default("0").Int64Var(&c.limitSamples)
+	c.grpcTLS = registerServerTLS(cmd, "grpc")
+	c.httpTLS = registerServerTLS(cmd, "http")
 	return cmd, c
 }
 
@@ -94,9 +97,15 @@ type storeGateway struct {
 	ready   atomic.Bool // the first sync succeeded
 	grpcLis net.Listener
 	grpcSrv *grpc.Server
+	// grpcOpts turn on TLS for the Store API when --grpc.tls-* are set.
+	grpcOpts []grpc.ServerOption
 }
 
 func newStoreGateway(ctx context.Context, c *storeConfig, reg prometheus.Registerer, logger *slog.Logger) (*storeGateway, error) {
+	grpcOpts, err := c.grpcTLS.grpcOptions(reg, logger)
+	if err != nil {
+		return nil, err
+	}
 	bkt, err := c.objstore.bucket(ctx, reg, logger)
 	if err != nil {
 		return nil, err
@@ -120,7 +129,7 @@ func newStoreGateway(ctx context.Context, c *storeConfig, reg prometheus.Registe
 	gw := &storeGateway{store: bucketstore.NewStore(bkt, c.dataDir, reg, logger,
 		bucketstore.WithCaches(*caches),
 		bucketstore.WithLimits(c.limitSeries, c.limitSamples),
-	)}
+	), grpcOpts: grpcOpts}
 	fetcher := blocksync.NewFetcher(bkt, blocksync.FetcherConfig{Concurrency: c.syncConcurrency, Filters: filters}, reg, logger)
 	gw.syncer = blocksync.NewSyncer(fetcher, blocksync.SyncerConfig{
 		SyncInterval: time.Duration(c.syncInterval),
@@ -173,7 +182,7 @@ func (gw *storeGateway) listenGRPC(addr string) error {
 	if err != nil {
 		return err
 	}
-	gw.grpcLis, gw.grpcSrv = lis, grpc.NewServer()
+	gw.grpcLis, gw.grpcSrv = lis, grpc.NewServer(gw.grpcOpts...)
 	storepb.RegisterStoreServer(gw.grpcSrv, gw.store)
 	infopb.RegisterInfoServer(gw.grpcSrv, gw.store)
 	return nil
@@ -195,7 +204,7 @@ func runStore(c *storeConfig, logger *slog.Logger, reg *prometheus.Registry) err
 	if err := gw.listenGRPC(c.grpcAddress); err != nil {
 		return err
 	}
-	srv, lis, err := listen(c.httpAddress, opsMux(reg, gw.ready.Load))
+	srv, lis, err := listenTLS(c.httpAddress, opsMux(reg, gw.ready.Load), c.httpTLS, reg, logger)
 	if err != nil {
 		return errors.Join(err, gw.grpcLis.Close())
 	}
