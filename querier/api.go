@@ -84,6 +84,10 @@ type APIOptions struct {
 	Metadata MetadataFunc
 	// Flags is served by status/flags, by flag name without dashes.
 	Flags map[string]string
+	// Tenancy, if set, resolves every request to a tenant (authenticating it if configured) and
+	// confines it to that tenant's series; see the package documentation. Nil serves every
+	// tenant's data to every caller.
+	Tenancy *Tenancy
 }
 
 // DefaultAPIOptions returns the options strata runs with when no flag is given.
@@ -215,6 +219,9 @@ type apiResult struct {
 	err       *apiError
 	warnings  annotations.Annotations
 	finalizer func()
+	// query, if set, is the expression the engine ran, which annotations point into, when it
+	// differs from the request's (a query confined to a tenant).
+	query string
 }
 
 type apiFunc func(r *http.Request) apiResult
@@ -229,6 +236,10 @@ const (
 	apiErrorBadData     apiErrorType = "bad_data"
 	apiErrorInternal    apiErrorType = "internal"
 	apiErrorUnavailable apiErrorType = "unavailable"
+	// apiErrorUnauthorized and apiErrorForbidden are strata's: Prometheus has no
+	// authentication. They answer 401 and 403.
+	apiErrorUnauthorized apiErrorType = "unauthorized"
+	apiErrorForbidden    apiErrorType = "forbidden"
 )
 
 type apiError struct {
@@ -250,6 +261,10 @@ func (e *apiError) statusCode() int {
 		return apiStatusClientClosedRequest
 	case apiErrorTimeout:
 		return http.StatusServiceUnavailable
+	case apiErrorUnauthorized:
+		return http.StatusUnauthorized
+	case apiErrorForbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -286,6 +301,18 @@ func apiErrorFrom(err error) *apiError {
 func (a *API) handler(name string, f apiFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if a.opts.Tenancy != nil {
+			// Before the form is read: an unauthenticated caller gets nothing parsed.
+			var (
+				ok   bool
+				code int
+			)
+			if r, code, ok = a.opts.Tenancy.serve(w, r, a.logger); !ok {
+				a.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+				a.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+				return
+			}
+		}
 		var res apiResult
 		if err := r.ParseForm(); err != nil {
 			res = apiBadData(fmt.Errorf("error parsing form values: %w", err))
@@ -313,7 +340,11 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res apiResult) int {
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	}
-	b, err := apiEncodeSuccess(res.data, res.warnings, r.FormValue("query"))
+	query := res.query
+	if query == "" {
+		query = r.FormValue("query")
+	}
+	b, err := apiEncodeSuccess(res.data, res.warnings, query)
 	if err != nil {
 		a.logger.Error("encode api response", "url", r.URL.String(), "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -379,6 +410,24 @@ func writeAPIError(w http.ResponseWriter, e *apiError, code int, logger *slog.Lo
 		logger.Debug("write api error response", "err", err)
 	}
 	return code
+}
+
+// tenant returns the tenant a request is confined to, and false when tenancy is off.
+func (a *API) tenant(r *http.Request) (string, bool, error) {
+	if a.opts.Tenancy == nil {
+		return "", false, nil
+	}
+	t, err := requestTenant(r.Context())
+	return t, true, err
+}
+
+// dataFor returns the queryable a request reads: the API's, confined to the tenant when
+// tenancy is on.
+func (a *API) dataFor(tenant string, confined bool) storage.Queryable {
+	if !confined {
+		return a.queryable
+	}
+	return newTenantQueryable(a.queryable, a.opts.Tenancy.label, tenant)
 }
 
 // requestContext parses the strata-specific parameters and lets APIOptions.Context store them.

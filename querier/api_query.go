@@ -10,7 +10,10 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/stratametrics/strata/tenancy"
 )
 
 func (a *API) query(r *http.Request) (res apiResult) {
@@ -40,11 +43,19 @@ func (a *API) query(r *http.Request) (res apiResult) {
 	if err != nil {
 		return apiBadData(err)
 	}
-	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, r.FormValue("query"), ts)
+	qs, q, res, ok := a.confineQuery(r)
+	if !ok {
+		return res
+	}
+	qry, err := a.engine.NewInstantQuery(ctx, q, opts, qs, ts)
 	if err != nil {
 		return apiInvalidParam(err, "query")
 	}
-	return a.exec(ctx, r, qry, limit)
+	res = a.exec(ctx, r, qry, limit)
+	if qs != r.FormValue("query") {
+		res.query = qs
+	}
+	return res
 }
 
 func (a *API) queryRange(r *http.Request) (res apiResult) {
@@ -92,11 +103,45 @@ func (a *API) queryRange(r *http.Request) (res apiResult) {
 	if err != nil {
 		return apiBadData(err)
 	}
-	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, r.FormValue("query"), start, end, step)
+	qs, q, res, ok := a.confineQuery(r)
+	if !ok {
+		return res
+	}
+	qry, err := a.engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 	if err != nil {
 		return apiInvalidParam(err, "query")
 	}
-	return a.exec(ctx, r, qry, limit)
+	res = a.exec(ctx, r, qry, limit)
+	if qs != r.FormValue("query") {
+		res.query = qs
+	}
+	return res
+}
+
+// confineQuery returns the expression a query or query_range request evaluates and the
+// queryable it reads. With tenancy on, every vector selector of the expression gets the tenant
+// matcher (tenancy.EnforceQueryWith, which parses the result again and checks it), and the
+// queryable adds the matcher to every read as well: matchers are a conjunction, so a tenant's own
+// matchers, regular expressions, or, label_replace, subqueries and @ can only narrow what it
+// reads. The engine takes the expression as text, so a confined query is parsed once more by it.
+// ok is false when res is the answer.
+func (a *API) confineQuery(r *http.Request) (qs string, q storage.Queryable, res apiResult, ok bool) {
+	qs = r.FormValue("query")
+	tenant, confined, err := a.tenant(r)
+	if err != nil {
+		return "", nil, apiResult{err: &apiError{apiErrorInternal, err}}, false
+	}
+	if !confined {
+		return qs, a.queryable, apiResult{}, true
+	}
+	out, err := tenancy.EnforceQueryWith(a.parser, qs, a.opts.Tenancy.label, tenant)
+	switch {
+	case errors.Is(err, tenancy.ErrEnforce):
+		return "", nil, apiResult{err: &apiError{apiErrorInternal, err}}, false
+	case err != nil:
+		return "", nil, apiInvalidParam(err, "query"), false
+	}
+	return out, a.dataFor(tenant, true), apiResult{}, true
 }
 
 // exec runs qry and hands its closing to the response writer, which must encode the result
@@ -171,6 +216,21 @@ func (a *API) queryExemplars(r *http.Request) apiResult {
 	if err != nil {
 		return apiBadData(err)
 	}
+	tenant, confined, err := a.tenant(r)
+	if err != nil {
+		return apiResult{err: &apiError{apiErrorInternal, err}}
+	}
+	var exemplars storage.ExemplarQueryable = a.opts.ExemplarQueryable
+	if confined {
+		// Every selector the exemplars are looked up by gets the tenant matcher, and the
+		// exemplar querier adds it to every lookup as well.
+		if err := tenancy.EnforceExpr(expr, a.opts.Tenancy.label, tenant); err != nil {
+			return apiResult{err: &apiError{apiErrorInternal, err}}
+		}
+		if exemplars != nil {
+			exemplars = tenantExemplarQueryable{q: exemplars, label: a.opts.Tenancy.label, tenant: tenant}
+		}
+	}
 	selectors := parser.ExtractSelectors(expr)
 	if len(selectors) == 0 {
 		return apiResult{} // 204, as Prometheus answers a query without selectors.
@@ -179,10 +239,10 @@ func (a *API) queryExemplars(r *http.Request) apiResult {
 	if err != nil {
 		return apiBadData(err)
 	}
-	if a.opts.ExemplarQueryable == nil {
+	if exemplars == nil {
 		return apiResult{data: apiExemplarData{}}
 	}
-	eq, err := a.opts.ExemplarQueryable.ExemplarQuerier(ctx)
+	eq, err := exemplars.ExemplarQuerier(ctx)
 	if err != nil {
 		return apiResult{err: apiErrorFrom(err)}
 	}

@@ -36,12 +36,19 @@ func (a *API) series(r *http.Request) apiResult {
 	if err != nil {
 		return apiInvalidParam(err, "match[]")
 	}
+	tenant, confined, err := a.tenant(r)
+	if err != nil {
+		return apiResult{err: &apiError{apiErrorInternal, err}}
+	}
+	if confined {
+		matcherSets = confineMatcherSets(matcherSets, a.opts.Tenancy.label, tenant)
+	}
 	ctx, err := a.requestContext(r.Context(), r, 0)
 	if err != nil {
 		return apiBadData(err)
 	}
 	mint, maxt := timestamp.FromTime(start), timestamp.FromTime(end)
-	q, err := a.queryable.Querier(mint, maxt)
+	q, err := a.dataFor(tenant, confined).Querier(mint, maxt)
 	if err != nil {
 		return apiResult{err: apiErrorFrom(err)}
 	}
@@ -125,11 +132,20 @@ func (a *API) labelQuery(r *http.Request, name string) apiResult {
 	if len(matcherSets) == 0 {
 		matcherSets = [][]*labels.Matcher{nil}
 	}
+	tenant, confined, err := a.tenant(r)
+	if err != nil {
+		return apiResult{err: &apiError{apiErrorInternal, err}}
+	}
+	if confined {
+		// Without match[] this is {tenant_id="<tenant>"}: the names and values of the
+		// tenant's series only, not of every series the stores hold.
+		matcherSets = confineMatcherSets(matcherSets, a.opts.Tenancy.label, tenant)
+	}
 	ctx, err := a.requestContext(r.Context(), r, 0)
 	if err != nil {
 		return apiBadData(err)
 	}
-	q, err := a.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	q, err := a.dataFor(tenant, confined).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return apiResult{err: apiErrorFrom(err)}
 	}
@@ -188,6 +204,12 @@ func (a *API) metricMetadata(r *http.Request) apiResult {
 	// Strata keeps no metadata store yet; without a MetadataFunc the answer is an empty object,
 	// which is what Prometheus answers when it knows no metadata.
 	if a.opts.Metadata == nil {
+		return apiResult{data: map[string][]metadata.Metadata{}}
+	}
+	if a.opts.Tenancy != nil {
+		// Metadata is keyed by metric name only and carries no tenant label, so it cannot be
+		// confined to a tenant: two tenants' metrics of one name share an entry, with whichever
+		// help text came last. Under tenancy the answer is empty, as if no metadata were known.
 		return apiResult{data: map[string][]metadata.Metadata{}}
 	}
 	ctx, err := a.requestContext(r.Context(), r, 0)

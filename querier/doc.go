@@ -110,4 +110,36 @@
 // one annotation per failure naming the endpoint; otherwise it fails with an
 // error wrapping ErrPartialResult. A cancelled or expired request context
 // fails the query either way.
+//
+// # Tenancy
+//
+// With APIOptions.Tenancy (and RulesOptions.Tenancy) every request belongs to
+// one tenant and sees only that tenant's series. Tenancy.Tenant resolves it:
+// with a RequestAuthenticator the credentials decide (401 for a missing or
+// unknown one, 403 for a tenant header naming another tenant, both in
+// Prometheus' error envelope with errorType unauthorized or forbidden); without
+// one the tenant header does, or the default tenant. Every stored series
+// carries its tenant in the tenant label (tenant_id), so confining is adding
+// tenant_id="<tenant>" to what a request reads:
+//
+//   - query, query_range: every vector selector of the expression gets the
+//     matcher (tenancy.EnforceQueryWith, which parses the confined expression
+//     again and checks it), and the storage.Queryable the engine reads adds it
+//     to every Select as well. Matchers are a conjunction, so nothing a tenant
+//     writes, {tenant_id=~".+"}, or, label_replace, subqueries, @, reaches
+//     another tenant's series; label_replace can rename the label of the
+//     tenant's own results only.
+//   - series, labels, label/<name>/values: every match[] gets the matcher,
+//     and no match[] on labels and label values means {tenant_id="<tenant>"}:
+//     the names and values of the tenant's series, not of every series.
+//   - query_exemplars: the selectors of the query, and every set the exemplar
+//     querier is asked for.
+//   - metadata: answered empty. Metadata is keyed by metric name and carries no
+//     tenant label; two tenants' metrics of one name share an entry.
+//   - rules, alerts: only rules whose query has tenant_id="<tenant>" in every
+//     selector (tenancy.CheckExpr), and the alerts of those rules; see
+//     RulesProxy.
+//
+// The matcher also prunes the fan-out: an endpoint whose external label sets
+// all name other tenants is not asked at all.
 package querier

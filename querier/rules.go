@@ -20,7 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/stratametrics/strata/tenancy"
 )
 
 // DefaultRulesTimeout is the default of RulesOptions.Timeout.
@@ -48,6 +51,9 @@ type RulesOptions struct {
 	// Client sends the requests to the rulers. Nil uses a client of the proxy's own, whose idle
 	// connections Close releases.
 	Client *http.Client
+	// Tenancy, if set, resolves every request to a tenant and shows it only the rules, and the
+	// alerts of the rules, whose expression is confined to it; see RulesProxy.
+	Tenancy *Tenancy
 }
 
 // RulesProxy serves GET /api/v1/rules and GET /api/v1/alerts in Prometheus' JSON shape by
@@ -63,10 +69,22 @@ type RulesOptions struct {
 //     whole, so its annotations, value and activeAt come from one ruler. Alerts are sorted by
 //     label set.
 //
+// With RulesOptions.Tenancy, a request sees only the rules whose query has the matcher
+// <tenant label>="<tenant>" in every vector selector (tenancy.CheckExpr), so that the rule reads
+// nothing but the tenant's series; groups left without rules are dropped. Rule files belong to the
+// operator, not to tenants, and a rule over several tenants (sum(up), or up == 0 over everyone)
+// would show a tenant other tenants' values or alert labels, so such rules are hidden from every
+// tenant, as are rules whose query does not parse. /api/v1/alerts is then built from the alerting
+// rules of /api/v1/rules?type=alert instead of the rulers' /api/v1/alerts, whose alerts do not
+// say which rule they come from: a tenant sees the active alerts of its confined rules, and no
+// alert of any other rule, even one labelled with its tenant. Annotation templates of a shown rule
+// are evaluated by the ruler and are the operator's responsibility.
+//
 // Fields the proxy does not interpret are passed through as the rulers sent them. A ruler that
 // fails (unreachable, not 2xx, not a Prometheus success envelope) adds a warning naming it; the
 // answer fails with 503 only when every ruler fails. It is safe for concurrent use.
 type RulesProxy struct {
+	tenancy       *Tenancy
 	rulers        []rulesTarget
 	replicaLabels []string
 	timeout       time.Duration
@@ -109,6 +127,7 @@ func NewRulesProxy(opts RulesOptions, reg prometheus.Registerer, logger *slog.Lo
 		replicaLabels: opts.ReplicaLabels,
 		timeout:       opts.Timeout,
 		client:        opts.Client,
+		tenancy:       opts.Tenancy,
 		logger:        logger,
 	}
 	if p.replicaLabels == nil {
@@ -158,8 +177,21 @@ func parseRulerURL(s string) (*url.URL, error) {
 
 // Register adds GET /api/v1/rules and GET /api/v1/alerts to mux.
 func (p *RulesProxy) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/rules", p.serveRules)
-	mux.HandleFunc("GET /api/v1/alerts", p.serveAlerts)
+	mux.HandleFunc("GET /api/v1/rules", p.withTenant(p.serveRules))
+	mux.HandleFunc("GET /api/v1/alerts", p.withTenant(p.serveAlerts))
+}
+
+// withTenant resolves the request's tenant before f runs, when tenancy is on.
+func (p *RulesProxy) withTenant(f http.HandlerFunc) http.HandlerFunc {
+	if p.tenancy == nil {
+		return f
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		r, _, ok := p.tenancy.serve(w, r, p.logger)
+		if ok {
+			f(w, r)
+		}
+	}
 }
 
 // Close releases the idle connections of the proxy's own HTTP client. Requests after Close
@@ -181,16 +213,56 @@ type rulesAlertsData struct {
 }
 
 func (p *RulesProxy) serveRules(w http.ResponseWriter, r *http.Request) {
-	answers, warnings, apiErr := rulesFanOut(p, r, "rules", decodeRulesGroups)
+	answers, warnings, apiErr := rulesFanOut(p, r, "rules", r.URL.RawQuery, decodeRulesGroups)
 	if apiErr != nil {
 		p.writeError(w, apiErr)
 		return
 	}
-	p.writeSuccess(w, r, rulesGroupsData{Groups: p.mergeGroups(answers)}, warnings)
+	groups := p.mergeGroups(answers)
+	if p.tenancy != nil {
+		tenant, err := requestTenant(r.Context())
+		if err != nil {
+			p.writeError(w, &apiError{apiErrorInternal, err})
+			return
+		}
+		groups = p.tenantGroups(groups, tenant)
+	}
+	p.writeSuccess(w, r, rulesGroupsData{Groups: groups}, warnings)
+}
+
+// tenantGroups keeps the rules whose query is confined to tenant, and the groups that still have
+// rules. See RulesProxy.
+func (p *RulesProxy) tenantGroups(groups []*rulesGroup, tenant string) []*rulesGroup {
+	parse := parser.NewParser(parser.Options{})
+	out := groups[:0]
+	for _, g := range groups {
+		rules := g.rules[:0]
+		for _, rule := range g.rules {
+			if rule.query == "" {
+				continue
+			}
+			expr, err := parse.ParseExpr(rule.query)
+			if err != nil || tenancy.CheckExpr(expr, p.tenancy.label, tenant) != nil {
+				continue
+			}
+			rules = append(rules, rule)
+		}
+		clear(g.rules[len(rules):])
+		g.rules = rules
+		if len(rules) > 0 {
+			out = append(out, g)
+		}
+	}
+	clear(groups[len(out):])
+	return out
 }
 
 func (p *RulesProxy) serveAlerts(w http.ResponseWriter, r *http.Request) {
-	answers, warnings, apiErr := rulesFanOut(p, r, "alerts", decodeRulesAlerts)
+	if p.tenancy != nil {
+		p.serveTenantAlerts(w, r)
+		return
+	}
+	answers, warnings, apiErr := rulesFanOut(p, r, "alerts", r.URL.RawQuery, decodeRulesAlerts)
 	if apiErr != nil {
 		p.writeError(w, apiErr)
 		return
@@ -202,10 +274,33 @@ func (p *RulesProxy) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	p.writeSuccess(w, r, rulesAlertsData{Alerts: p.dedupAlerts(all)}, warnings)
 }
 
-// rulesFanOut asks every ruler for /api/v1/<endpoint> with r's query string, at once, and
-// decodes each answer's data with decode. The answers are in the order of the rulers, failed
+// serveTenantAlerts answers /api/v1/alerts under tenancy with the active alerts of the alerting
+// rules the tenant may see, read from the rulers' rules.
+func (p *RulesProxy) serveTenantAlerts(w http.ResponseWriter, r *http.Request) {
+	tenant, err := requestTenant(r.Context())
+	if err != nil {
+		p.writeError(w, &apiError{apiErrorInternal, err})
+		return
+	}
+	answers, warnings, apiErr := rulesFanOut(p, r, "rules", "type=alert", decodeRulesGroups)
+	if apiErr != nil {
+		p.writeError(w, apiErr)
+		return
+	}
+	all := []*rulesAlert{}
+	for _, g := range p.tenantGroups(p.mergeGroups(answers), tenant) {
+		for _, rule := range g.rules {
+			all = append(all, rule.alerts...)
+		}
+	}
+	// The groups' alerts are deduplicated per rule; rules of several groups may share alerts.
+	p.writeSuccess(w, r, rulesAlertsData{Alerts: p.dedupAlerts(all)}, warnings)
+}
+
+// rulesFanOut asks every ruler for /api/v1/<endpoint> with the query string rawQuery, at once,
+// and decodes each answer's data with decode. The answers are in the order of the rulers, failed
 // ones left out; each failure is a warning. It fails when every ruler does.
-func rulesFanOut[T any](p *RulesProxy, r *http.Request, endpoint string, decode func(json.RawMessage) (T, error)) ([]T, annotations.Annotations, *apiError) {
+func rulesFanOut[T any](p *RulesProxy, r *http.Request, endpoint, rawQuery string, decode func(json.RawMessage) (T, error)) ([]T, annotations.Annotations, *apiError) {
 	type answer struct {
 		data     T
 		warnings []string
@@ -217,7 +312,7 @@ func rulesFanOut[T any](p *RulesProxy, r *http.Request, endpoint string, decode 
 		wg.Go(func() {
 			a := &answers[i]
 			var raw json.RawMessage
-			raw, a.warnings, a.err = p.get(r.Context(), t, endpoint, r.URL.RawQuery)
+			raw, a.warnings, a.err = p.get(r.Context(), t, endpoint, rawQuery)
 			if a.err == nil {
 				if a.data, a.err = decode(raw); a.err != nil {
 					a.err = fmt.Errorf("decode %s: %w", endpoint, a.err)
@@ -384,6 +479,7 @@ type rulesGroup struct {
 // rulesRule is a rule as a ruler sent it. alerts replaces fields["alerts"] on encoding.
 type rulesRule struct {
 	fields    map[string]json.RawMessage
+	query     string // the rule's PromQL expression, "" when absent
 	alerts    []*rulesAlert
 	hasAlerts bool
 }
@@ -449,6 +545,8 @@ func decodeRulesGroup(raw json.RawMessage) (*rulesGroup, error) {
 		if rule.fields == nil {
 			return nil, fmt.Errorf("rule %d: null rule", i)
 		}
+		// A query that is not a string is passed through; under tenancy its rule is hidden.
+		_ = rulesField(rule.fields, "query", &rule.query)
 		rawAlerts, ok := rule.fields["alerts"]
 		if !ok {
 			g.rules = append(g.rules, rule)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/stratametrics/strata/querier"
+	"github.com/stratametrics/strata/tenancy"
 	"github.com/stratametrics/strata/tlsconfig"
 )
 
@@ -33,6 +34,17 @@ type queryConfig struct {
 	endpointTLS     *tlsconfig.ClientConfig
 	ruleTLS         *tlsconfig.ClientConfig
 	httpTLS         *serverTLS
+	tenancy         queryTenancyFlags
+}
+
+// queryTenancyFlags are the querier's tenant enforcement and authentication flags.
+type queryTenancyFlags struct {
+	enforce        bool
+	header         string
+	defaultTenant  string
+	labelName      string
+	tenantsFile    string
+	reloadInterval time.Duration
 }
 
 func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
@@ -69,6 +81,44 @@ func (c *queryConfig) register(cmd *kingpin.CmdClause) {
 		PlaceHolder("<url>").StringsVar(&c.rulers)
 	c.endpointTLS = tlsconfig.RegisterClientFlags(cmd, "endpoint")
 	c.ruleTLS = tlsconfig.RegisterClientFlags(cmd, "rule")
+	c.tenancy.register(cmd)
+}
+
+func (f *queryTenancyFlags) register(cmd *kingpin.CmdClause) {
+	cmd.Flag("query.enforce-tenancy", "Confine every request of the query API (query, query_range, series, labels, label values, exemplars, rules, alerts) to one tenant: the tenant label matcher is added to every selector and match[]. The tenant is the authenticated one with --auth.tenants-file, else the tenant header's, else --query.default-tenant-id. Without authentication the header is trusted: use it only behind a proxy that sets it.").
+		Default("false").BoolVar(&f.enforce)
+	cmd.Flag("query.tenant-header", "HTTP header that names the request's tenant.").
+		Default(tenancy.DefaultTenantHeader).StringVar(&f.header)
+	cmd.Flag("query.default-tenant-id", "Tenant of a request without the tenant header, when tenancy is enforced without authentication.").
+		Default(querier.DefaultTenantID).StringVar(&f.defaultTenant)
+	cmd.Flag("query.tenant-label-name", "Label that holds the tenant of every stored series (the receivers' --receive.tenant-label-name).").
+		Default(querier.DefaultTenantLabelName).StringVar(&f.labelName)
+	cmd.Flag("auth.tenants-file", "YAML tenants file mapping bearer token hashes and client certificate fields to tenants. When set, every /api/v1/ request must authenticate (401 for a missing or unknown credential, 403 for a tenant header naming another tenant; the header alone is never trusted), and authentication implies --query.enforce-tenancy with the authenticated tenant. /metrics, /-/healthy and /-/ready stay open.").
+		PlaceHolder("<file>").StringVar(&f.tenantsFile)
+	cmd.Flag("auth.reload-interval", "How often the tenants file is checked for changes and reloaded.").
+		Default(tenancy.DefaultReloadInterval.String()).DurationVar(&f.reloadInterval)
+}
+
+// build returns the querier's Tenancy and the authenticator behind it, both nil when tenancy is
+// neither enforced nor authenticated.
+func (f *queryTenancyFlags) build(reg prometheus.Registerer, logger *slog.Logger) (*querier.Tenancy, *tenancy.Authenticator, error) {
+	if !f.enforce && f.tenantsFile == "" {
+		return nil, nil, nil
+	}
+	opts := querier.TenancyOptions{Header: f.header, DefaultTenant: f.defaultTenant, LabelName: f.labelName}
+	var auth *tenancy.Authenticator
+	if f.tenantsFile != "" {
+		var err error
+		if auth, err = tenancy.NewAuthenticator(f.tenantsFile, reg, logger.With("component", "tenancy")); err != nil {
+			return nil, nil, fmt.Errorf("--auth.tenants-file: %w", err)
+		}
+		opts.Authenticator = auth
+	}
+	t, err := querier.NewTenancy(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query tenancy flags: %w", err)
+	}
+	return t, auth, nil
 }
 
 // queryComponent is a built querier: its endpoint set runs in a run group and
@@ -77,14 +127,21 @@ type queryComponent struct {
 	set   *querier.EndpointSet
 	api   *querier.API
 	rules *querier.RulesProxy
+	// auth, when tenants are authenticated, reloads the tenants file.
+	auth           *tenancy.Authenticator
+	reloadInterval time.Duration
 }
 
 func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.Logger) (*queryComponent, error) {
 	if len(c.endpoints) == 0 && c.sdFile == "" {
 		return nil, errors.New("no stores to query: give --endpoint or --endpoint.sd-config-file")
 	}
-	// The proxy is built first: it only checks its URLs, so an invalid --rule leaves nothing
-	// to close.
+	// Tenancy and the proxy are built first: they only read files and check URLs, so an
+	// invalid flag leaves nothing to close.
+	ten, auth, err := c.tenancy.build(reg, logger)
+	if err != nil {
+		return nil, err
+	}
 	rulesClient, err := newHTTPClientTLS("rule", c.ruleTLS, reg, logger)
 	if err != nil {
 		return nil, err
@@ -93,6 +150,7 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 		Rulers:        c.rulers,
 		ReplicaLabels: c.replicaLabels,
 		Client:        rulesClient,
+		Tenancy:       ten,
 	}, reg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --rule: %w", err)
@@ -117,7 +175,34 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 	opts.LookbackDelta = time.Duration(c.lookbackDelta)
 	opts.AutoDownsampling = c.autoDownsample
 	opts.Context = querier.WithRequestParams
-	return &queryComponent{set: set, api: querier.NewAPI(q, opts, reg, logger), rules: rules}, nil
+	opts.Tenancy = ten
+	if ten != nil {
+		logger.Info("query tenancy enforced", "authenticated", auth != nil, "tenant_header", ten.Header(), "tenant_label", ten.LabelName())
+	}
+	return &queryComponent{
+		set: set, api: querier.NewAPI(q, opts, reg, logger), rules: rules,
+		auth: auth, reloadInterval: c.tenancy.reloadInterval,
+	}, nil
+}
+
+// httpMux returns every HTTP endpoint of strata query: /metrics, /-/healthy, /-/ready and the
+// profiles, which stay open whatever the tenancy flags, and the API under /api/v1/, which
+// authenticates and confines each request when they are set.
+func (q *queryComponent) httpMux(g prometheus.Gatherer) *http.ServeMux {
+	mux := opsMux(g, func() bool { return true })
+	q.register(mux)
+	return mux
+}
+
+// parseQueryArgs parses the query command's flags other than --http-address, for tests.
+func parseQueryArgs(args []string) (*queryConfig, error) {
+	c := &queryConfig{}
+	app := kingpin.New("strata", "")
+	c.register(app.Command("query", ""))
+	if _, err := app.Parse(append([]string{"query"}, args...)); err != nil {
+		return nil, fmt.Errorf("query flags: %w", err)
+	}
+	return c, nil
 }
 
 // register mounts the Prometheus HTTP API and the rules and alerts of the rulers on mux.
@@ -130,6 +215,10 @@ func (q *queryComponent) register(mux *http.ServeMux) {
 func (q *queryComponent) addTo(g *run.Group) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error { return q.set.Run(ctx) }, func(error) { cancel() })
+	if q.auth != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return q.auth.Watch(ctx, q.reloadInterval) }, func(error) { cancel() })
+	}
 }
 
 func (q *queryComponent) close() error {
@@ -142,9 +231,7 @@ func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) err
 	if err != nil {
 		return err
 	}
-	mux := opsMux(reg, func() bool { return true })
-	q.register(mux)
-	srv, lis, err := listenTLS(c.httpAddress, mux, c.httpTLS, reg, logger)
+	srv, lis, err := listenTLS(c.httpAddress, q.httpMux(reg), c.httpTLS, reg, logger)
 	if err != nil {
 		return errors.Join(err, q.close())
 	}
