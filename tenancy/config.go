@@ -129,7 +129,7 @@ func validateTenantName(name string) error { return ValidateTenant(name) }
 func parseTokenHash(s string) ([sha256.Size]byte, error) {
 	var h [sha256.Size]byte
 	if len(s) != hex.EncodedLen(sha256.Size) {
-		return h, fmt.Errorf("a SHA-256 digest is %d hex characters, this value has %d (use `strata tools tenants hash-token`)", hex.EncodedLen(sha256.Size), len(s))
+		return h, fmt.Errorf("a SHA-256 digest is %d hex characters, this value has %d (printf %%s TOKEN | sha256sum)", hex.EncodedLen(sha256.Size), len(s))
 	}
 	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
 		return h, errors.New("not a hex SHA-256 digest: it contains a non-hex character")

@@ -39,8 +39,7 @@
 //
 // # Tenant names
 //
-// Tenant names follow the receivers' rule (ValidateTenant), so a name
-// accepted here is a name the receivers store data under. That makes this
-// package import receive for now; before receive itself can import tenancy,
-// the rule has to move into a leaf package both import.
+// ValidateTenant holds the rule for tenant names for every component; the
+// receivers apply it to the tenant header, so a name accepted here is a name
+// the receivers store data under.
 package tenancy

@@ -28,7 +28,7 @@ func (f *tenancyFlags) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("auth.tenants-file", "YAML file mapping bearer token hashes and client certificate fields to tenants. With it every write must authenticate: 401 without a known credential, 403 when the tenant header names another tenant. Re-read when it changes.").
 		PlaceHolder("<file>").StringVar(&f.tenantsFile)
 	cmd.Flag("auth.reload-interval", "How often the tenants file is checked for changes.").
-		Default("10s").DurationVar(&f.authInterval)
+		Default(tenancy.DefaultReloadInterval.String()).DurationVar(&f.authInterval)
 	registerLimitsFlags(cmd, &f.limitsFile, &f.limitsInterval)
 }
 
