@@ -77,7 +77,7 @@ func NewTenancy(opts TenancyOptions) (*Tenancy, error) {
 	if t.label == "" {
 		t.label = DefaultTenantLabelName
 	}
-	if !validHeaderName(t.header) {
+	if !tenancy.ValidHeaderName(t.header) {
 		return nil, fmt.Errorf("tenant header %q is not a valid HTTP header name", opts.Header)
 	}
 	// EnforceSelectors checks the label name and tenant that enforcement injects.
@@ -92,24 +92,6 @@ func (t *Tenancy) LabelName() string { return t.label }
 
 // Header returns the canonical name of the tenant header.
 func (t *Tenancy) Header() string { return t.header }
-
-// validHeaderName reports whether s is an RFC 9110 token, as a header field name must be.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
-			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // Tenant resolves r to its tenant. With an Authenticator the credentials decide (401 or 403 on
 // failure); without, the tenant header does, or DefaultTenant when it is absent or empty. A

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -141,7 +140,7 @@ func (o Options) withDefaults() Options {
 func (o Options) Validate() error {
 	o = o.withDefaults()
 	var errs []error
-	if !isHeaderToken(o.TenantHeader) {
+	if !tenancy.ValidHeaderName(o.TenantHeader) {
 		errs = append(errs, fmt.Errorf("tenant header %q is not a valid HTTP header name", o.TenantHeader))
 	}
 	if err := ValidateTenant(o.DefaultTenant); err != nil {
@@ -160,21 +159,4 @@ func (o Options) Validate() error {
 		errs = append(errs, errors.New("routing needs a hashring"))
 	}
 	return errors.Join(errs...)
-}
-
-// isHeaderToken reports whether s is an RFC 9110 token, the syntax of header names.
-func isHeaderToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

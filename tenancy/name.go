@@ -46,3 +46,21 @@ func ValidateTenant(tenant string) error {
 	}
 	return nil
 }
+
+// ValidHeaderName reports whether s is an RFC 9110 token, the syntax of HTTP
+// header names, such as a tenant header.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

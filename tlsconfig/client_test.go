@@ -32,7 +32,7 @@ func TestClientCertificateRotation(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, strconv.Itoa(clientSerial), cli)
 
-			cert, key := p.ca.issue(t, clientSerial+1, false)
+			cert, key := p.ca.Issue(t, clientSerial+1, false)
 			tc.write(t, p.clientCert, cert)
 			tc.write(t, p.clientKey, key)
 
@@ -65,7 +65,7 @@ func TestClientBrokenCertificateKeepsOld(t *testing.T) {
 func TestClientCARotation(t *testing.T) {
 	p := newPKI(t)
 	clientCAFile := p.dir + "/client-side-ca.pem"
-	writeAtomic(t, clientCAFile, p.ca.pem)
+	writeAtomic(t, clientCAFile, p.ca.PEM)
 	url := newServer(t, tlsconfig.ServerConfig{CertFile: p.serverCert, KeyFile: p.serverKey}, nil)
 	client := newClient(t, tlsconfig.ClientConfig{CAFile: clientCAFile})
 
@@ -75,7 +75,7 @@ func TestClientCARotation(t *testing.T) {
 	require.Equal(t, strconv.Itoa(serverSerial), srv)
 
 	// The server moves to a certificate from a new CA: the client refuses it.
-	cert, key := p.otherCA.issue(t, serverSerial+1, true)
+	cert, key := p.otherCA.Issue(t, serverSerial+1, true)
 	writeAtomic(t, p.serverCert, cert)
 	writeAtomic(t, p.serverKey, key)
 	_, _, err = get(newHTTPClient(t, client.TLSConfig()), url)
@@ -83,7 +83,7 @@ func TestClientCARotation(t *testing.T) {
 	require.ErrorAs(t, err, &uae)
 
 	// Once the client's CA file has the new CA, it accepts it.
-	writeAtomic(t, clientCAFile, p.otherCA.pem)
+	writeAtomic(t, clientCAFile, p.otherCA.PEM)
 	srv, _, err = get(newHTTPClient(t, client.TLSConfig()), url)
 	require.NoError(t, err)
 	require.Equal(t, strconv.Itoa(serverSerial+1), srv)

@@ -18,7 +18,7 @@ func TestServerConfigValidate(t *testing.T) {
 	missing := filepath.Join(p.dir, "missing.pem")
 	garbage := filepath.Join(p.dir, "garbage.pem")
 	writeAtomic(t, garbage, []byte("hello"))
-	otherCert, _ := p.ca.issue(t, 7, true)
+	otherCert, _ := p.ca.Issue(t, 7, true)
 	otherCertFile := filepath.Join(p.dir, "other.crt")
 	writeAtomic(t, otherCertFile, otherCert)
 	truncated := filepath.Join(p.dir, "truncated.crt")

@@ -122,10 +122,10 @@ func TestGRPCRotation(t *testing.T) {
 	require.Equal(t, strconv.Itoa(serverSerial), srv)
 	require.Equal(t, strconv.Itoa(clientSerial), cli)
 
-	cert, key := p.ca.issue(t, serverSerial+1, true)
+	cert, key := p.ca.Issue(t, serverSerial+1, true)
 	writeAtomic(t, p.serverCert, cert)
 	writeAtomic(t, p.serverKey, key)
-	cert, key = p.ca.issue(t, clientSerial+1, false)
+	cert, key = p.ca.Issue(t, clientSerial+1, false)
 	writeInPlace(t, p.clientCert, cert)
 	writeInPlace(t, p.clientKey, key)
 

@@ -2,22 +2,14 @@ package tlsconfig_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,112 +17,36 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/internal/testpki"
 )
 
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a PEM certificate and key signed by ca: a server certificate
-// for 127.0.0.1 and localhost, or a client certificate.
-func (ca *testCA) issue(t *testing.T, serial int64, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("test-%d", serial)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
-// pki is a CA with a server and a client certificate written to a temp dir.
+// pki is the shared test PKI under the names these tests use.
 type pki struct {
 	dir                   string
-	ca, otherCA           *testCA
+	ca, otherCA           *testpki.CA
 	caFile, otherCAFile   string
 	serverCert, serverKey string
 	clientCert, clientKey string
 }
 
 const (
-	serverSerial = 100
-	clientSerial = 200
+	serverSerial = testpki.ServerSerial
+	clientSerial = testpki.ClientSerial
 )
 
 func newPKI(t *testing.T) *pki {
 	t.Helper()
-	dir := t.TempDir()
-	p := &pki{
-		dir:         dir,
-		ca:          newTestCA(t, "test-ca"),
-		otherCA:     newTestCA(t, "other-ca"),
-		caFile:      filepath.Join(dir, "ca.pem"),
-		otherCAFile: filepath.Join(dir, "other-ca.pem"),
-		serverCert:  filepath.Join(dir, "server.crt"),
-		serverKey:   filepath.Join(dir, "server.key"),
-		clientCert:  filepath.Join(dir, "client.crt"),
-		clientKey:   filepath.Join(dir, "client.key"),
+	p := testpki.New(t)
+	return &pki{
+		dir: p.Dir, ca: p.CA, otherCA: p.Wrong, caFile: p.CAFile, otherCAFile: p.WrongCAFile,
+		serverCert: p.ServerCert, serverKey: p.ServerKey, clientCert: p.ClientCert, clientKey: p.ClientKey,
 	}
-	writeAtomic(t, p.caFile, p.ca.pem)
-	writeAtomic(t, p.otherCAFile, p.otherCA.pem)
-	c, k := p.ca.issue(t, serverSerial, true)
-	writeAtomic(t, p.serverCert, c)
-	writeAtomic(t, p.serverKey, k)
-	c, k = p.ca.issue(t, clientSerial, false)
-	writeAtomic(t, p.clientCert, c)
-	writeAtomic(t, p.clientKey, k)
-	return p
 }
 
 // writeAtomic replaces path the way careful tools do: a temp file in the
 // same directory, renamed over it.
-func writeAtomic(t *testing.T, path string, data []byte) {
-	t.Helper()
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	require.NoError(t, err)
-	_, err = f.Write(data)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-	require.NoError(t, os.Rename(f.Name(), path))
-}
+func writeAtomic(t *testing.T, path string, data []byte) { testpki.WriteFile(t, path, data) }
 
 // writeInPlace truncates and rewrites path, as a naive tool would.
 func writeInPlace(t *testing.T, path string, data []byte) {

@@ -64,7 +64,7 @@ func TestServerMutualTLS(t *testing.T) {
 		}, 10*time.Second, time.Millisecond, serverLog.String())
 	}
 
-	strangerCert, strangerKey := p.otherCA.issue(t, 999, false)
+	strangerCert, strangerKey := p.otherCA.Issue(t, 999, false)
 	strangerCertFile, strangerKeyFile := p.dir+"/stranger.crt", p.dir+"/stranger.key"
 	writeAtomic(t, strangerCertFile, strangerCert)
 	writeAtomic(t, strangerKeyFile, strangerKey)
@@ -147,7 +147,7 @@ func TestServerCertificateRotation(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, strconv.Itoa(serverSerial), srv)
 
-			cert, key := p.ca.issue(t, serverSerial+1, true)
+			cert, key := p.ca.Issue(t, serverSerial+1, true)
 			tc.write(t, p.serverCert, cert)
 			tc.write(t, p.serverKey, key)
 
@@ -172,7 +172,7 @@ func TestServerHalfWrittenPairKeepsOld(t *testing.T) {
 	url := newServer(t, tlsconfig.ServerConfig{CertFile: p.serverCert, KeyFile: p.serverKey}, reg)
 	client := newClient(t, tlsconfig.ClientConfig{CAFile: p.caFile})
 
-	cert, key := p.ca.issue(t, serverSerial+1, true)
+	cert, key := p.ca.Issue(t, serverSerial+1, true)
 	// Only the certificate is written: the pair on disk does not match.
 	writeInPlace(t, p.serverCert, cert)
 	srv, _, err := get(newHTTPClient(t, client.TLSConfig()), url)
@@ -204,7 +204,7 @@ func TestServerBrokenKeyKeepsServing(t *testing.T) {
 	url := "https://localhost:" + serveHTTPS(t, tc)
 	client := newClient(t, tlsconfig.ClientConfig{CAFile: p.caFile})
 
-	cert, _ := p.ca.issue(t, serverSerial+1, true)
+	cert, _ := p.ca.Issue(t, serverSerial+1, true)
 	writeAtomic(t, p.serverCert, cert)
 	writeAtomic(t, p.serverKey, []byte("-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n"))
 
@@ -223,10 +223,10 @@ func TestServerBrokenKeyKeepsServing(t *testing.T) {
 func TestServerClientCARotation(t *testing.T) {
 	p := newPKI(t)
 	clientCAFile := p.dir + "/client-ca.pem"
-	writeAtomic(t, clientCAFile, p.ca.pem)
+	writeAtomic(t, clientCAFile, p.ca.PEM)
 	url := newServer(t, tlsconfig.ServerConfig{CertFile: p.serverCert, KeyFile: p.serverKey, ClientCAFile: clientCAFile}, nil)
 
-	cert, key := p.otherCA.issue(t, clientSerial+1, false)
+	cert, key := p.otherCA.Issue(t, clientSerial+1, false)
 	certFile, keyFile := p.dir+"/new-client.crt", p.dir+"/new-client.key"
 	writeAtomic(t, certFile, cert)
 	writeAtomic(t, keyFile, key)
@@ -235,7 +235,7 @@ func TestServerClientCARotation(t *testing.T) {
 	_, _, err := get(newHTTPClient(t, client.TLSConfig()), url)
 	require.ErrorContains(t, err, "unknown certificate authority")
 
-	writeAtomic(t, clientCAFile, p.otherCA.pem)
+	writeAtomic(t, clientCAFile, p.otherCA.PEM)
 	_, cli, err := get(newHTTPClient(t, client.TLSConfig()), url)
 	require.NoError(t, err)
 	require.Equal(t, strconv.Itoa(clientSerial+1), cli)
@@ -246,7 +246,7 @@ func TestServerReloadInterval(t *testing.T) {
 	url := newServer(t, tlsconfig.ServerConfig{CertFile: p.serverCert, KeyFile: p.serverKey, ReloadInterval: 20 * time.Millisecond}, nil)
 	client := newClient(t, tlsconfig.ClientConfig{CAFile: p.caFile})
 
-	cert, key := p.ca.issue(t, serverSerial+1, true)
+	cert, key := p.ca.Issue(t, serverSerial+1, true)
 	writeAtomic(t, p.serverCert, cert)
 	writeAtomic(t, p.serverKey, key)
 
@@ -287,7 +287,7 @@ func TestServerConcurrentRotation(t *testing.T) {
 	pairs := make([]pair, rotations)
 	valid := map[string]bool{strconv.Itoa(serverSerial): true}
 	for i := range pairs {
-		pairs[i].cert, pairs[i].key = p.ca.issue(t, int64(serverSerial+1+i), true)
+		pairs[i].cert, pairs[i].key = p.ca.Issue(t, int64(serverSerial+1+i), true)
 		valid[strconv.Itoa(serverSerial+1+i)] = true
 	}
 
