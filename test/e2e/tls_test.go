@@ -437,7 +437,11 @@ func TestTLSPrometheusRemoteWriteMTLS(t *testing.T) {
 	bin := requireBinary(t, "prometheus")
 	p := testpki.New(t)
 	grpcAddr := freeAddr(t)
-	rcv := startReceive(t, t.TempDir(), append([]string{"--grpc-address=" + grpcAddr},
+	// The client certificate names the tenant: an edge site needs no token.
+	tenants := filepath.Join(t.TempDir(), "tenants.yaml")
+	require.NoError(t, os.WriteFile(tenants, []byte(fmt.Sprintf(
+		"tenants:\n- name: edge-berlin\n  client_cert: {common_name: test-%d}\n", testpki.ClientSerial)), 0o600))
+	rcv := startReceive(t, t.TempDir(), append([]string{"--grpc-address=" + grpcAddr, "--auth.tenants-file=" + tenants},
 		append(serverTLSArgs(p, "remote-write"), serverTLSArgs(p, "grpc")...)...)...)
 	rwURL := strings.Replace(rcv.rwURL, "http://", "https://", 1)
 
@@ -480,8 +484,15 @@ remote_write:
 			if !assert.NoError(c, err) {
 				return
 			}
-			if resp.GetSeries() != nil {
+			if s := resp.GetSeries(); s != nil {
 				n++
+				tenant := ""
+				for _, l := range s.GetLabels() {
+					if l.GetName() == "tenant_id" {
+						tenant = l.GetValue()
+					}
+				}
+				assert.Equal(c, "edge-berlin", tenant, "stored as the certificate's tenant")
 			}
 		}
 		assert.Equal(c, 1, n, "prometheus_build_info arrived over HTTPS")
