@@ -419,3 +419,21 @@ func TestLimitActiveSeriesThroughTheRing(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, total, 2*accepted)
 }
+
+// TestLimitExemplarsThroughTheRing checks that a router reports the exemplars
+// of a tenant whose max_exemplars is 0 as not written.
+func TestLimitExemplarsThroughTheRing(t *testing.T) {
+	lim, err := limits.NewOverrides("", limits.Limits{}, nil, nil)
+	require.NoError(t, err)
+	nodes := startClusterWithOptions(t, 2, func(o *Options) { o.Limits = lim }, "", "")
+	b := newV2Builder()
+	ts := time.Now().UnixMilli()
+	b.add(writev2.TimeSeries{
+		LabelsRefs: b.refs("__name__", "m"),
+		Samples:    []writev2.Sample{{Value: 1, Timestamp: ts}},
+		Exemplars:  []writev2.Exemplar{{LabelsRefs: b.refs("trace_id", "abc"), Value: 1, Timestamp: ts}},
+	})
+	w := post(nodes[0].handler, encodeV2(t, b.build()), v2Headers)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Equal(t, [3]string{"1", "0", "0"}, written(w))
+}

@@ -258,7 +258,7 @@ func (r *router) route(ctx context.Context, tenant string, b *batch, resp respon
 	for ; pending > 0; pending-- {
 		st.tally(<-results)
 	}
-	return r.decide(st, req, &pre, quorum, resp)
+	return r.decide(st, req, &pre, quorum, !r.h.exemplarsDisabled(tenant), resp)
 }
 
 // tally counts one owner's answer into the per-series state.
@@ -307,7 +307,7 @@ func (st *routeState) tally(o outcome) {
 }
 
 // decide turns the per-series tallies into the response; see router.
-func (r *router) decide(st *routeState, req *request, pre *result, quorum int, resp response) response {
+func (r *router) decide(st *routeState, req *request, pre *result, quorum int, exemplars bool, resp response) response {
 	var undecided, rejectedSeries, rejectedSamples, limitedSeries, limitedSamples, total int
 	for i := range req.series {
 		s := &req.series[i]
@@ -339,7 +339,7 @@ func (r *router) decide(st *routeState, req *request, pre *result, quorum int, r
 		}
 		resp.samples += s.samples.len()
 		resp.histograms += s.histograms.len()
-		if !r.h.opts.DisableExemplars {
+		if exemplars {
 			resp.exemplars += s.exemplars.len()
 		}
 	}
