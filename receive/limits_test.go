@@ -3,6 +3,7 @@ package receive
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -436,4 +437,35 @@ func TestLimitExemplarsThroughTheRing(t *testing.T) {
 	w := post(nodes[0].handler, encodeV2(t, b.build()), v2Headers)
 	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
 	require.Equal(t, [3]string{"1", "0", "0"}, written(w))
+}
+
+// FuzzLabelLimits checks that the write path's quick label limit check
+// refuses exactly the series limits.CheckSeries refuses, and names the limit.
+func FuzzLabelLimits(f *testing.F) {
+	f.Add("m", "job", "api", "instance", "host:9090", 3, 8, 10)
+	f.Add("a_long_metric_name", "x", "", "y", "\xff", 1, 0, 0)
+	f.Fuzz(func(t *testing.T, name, n1, v1, n2, v2 string, maxLabels, maxName, maxValue int) {
+		l := limits.Limits{MaxLabelsPerSeries: maxLabels, MaxLabelNameLength: maxName, MaxLabelValueLength: maxValue}
+		sl := []wireLabel{{"__name__", name}, {n1, v1}, {n2, v2}}
+		req := &request{labels: sl, series: []wireSeries{{labels: span{0, int32(len(sl))}}}}
+		checkLabelLimits(req, l)
+		lset := labels.FromStrings("__name__", name, n1, v1, n2, v2)
+		want := limits.CheckSeries(lset, l)
+		if lset.Len() != len(sl) {
+			return // duplicate names collapse in labels.Labels; the write path rejects them anyway
+		}
+		got := req.series[0].err
+		if (got == nil) != (want == nil) {
+			t.Fatalf("labels %v, limits %+v: write path %v, CheckSeries %v", sl, l, got, want)
+		}
+		if got != nil {
+			le, ok := errors.AsType[*limits.Error](got)
+			if !ok || le.Status != http.StatusBadRequest {
+				t.Fatalf("not a 400 *limits.Error: %v", got)
+			}
+			if seriesReason(got) != reasonLabelLimit {
+				t.Fatalf("reason %v", seriesReason(got))
+			}
+		}
+	})
 }
