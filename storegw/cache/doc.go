@@ -35,6 +35,26 @@
 // always misses, but still counts requests, so dashboards show the hit ratio of
 // a disabled cache as zero rather than missing.
 //
+// # Memcached
+//
+// Memcached is a Cache kept on one or more memcached servers, so that several
+// gateways share what they read and a restart keeps it. It speaks the text
+// protocol itself. Each key lives on the server its xxhash picks by jump
+// consistent hashing; keys memcached would refuse (over 250 bytes, spaces,
+// control characters, empty) are stored under "H:" and their SHA-256, as is any
+// key that starts with "H:", so every caller key is valid and none collides
+// with another. Values above max_item_size are skipped and counted as too
+// large.
+//
+// A memcached outage is never an error: a network error, timeout or
+// unexpected answer makes lookups miss and stores do nothing, the server is
+// skipped for a second (so a black-holed server costs one timeout per second,
+// not one per lookup), strata_storegw_cache_memcached_operation_failures_total
+// counts it, a warning is logged at most once a minute, and LastError reports
+// it to callers that want to attach a warning. Connections are re-dialled when
+// the server is back. Items, bytes and evictions of a memcached cache read
+// zero: memcached's own statistics hold them.
+//
 // # Metrics
 //
 // Every cache exports, with a constant label cache=<name>:

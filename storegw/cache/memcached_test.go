@@ -1,0 +1,365 @@
+package cache
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// memcachedServer is a real memcached process on a loopback port.
+type memcachedServer struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// freePort returns a loopback port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	return port
+}
+
+// startMemcached starts memcached on port (a free one if 0) and waits until it
+// accepts connections. It is killed when the test ends.
+func startMemcached(t *testing.T, port int) *memcachedServer {
+	t.Helper()
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Skip("memcached binary not found; .ci/install-deps installs Debian's memcached")
+	}
+	if port == 0 {
+		port = freePort(t)
+	}
+	args := []string{"-p", strconv.Itoa(port), "-l", "127.0.0.1", "-U", "0", "-m", "16"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
+	}
+	s := &memcachedServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: exec.Command(bin, args...)}
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(s.stop)
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "memcached on %s did not start", s.addr)
+	return s
+}
+
+// stop kills the server and waits for it to exit; stopping twice is fine.
+func (s *memcachedServer) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+// currItems asks the server directly how many items it holds.
+func (s *memcachedServer) currItems(t *testing.T) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.addr, time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("stats\r\n"))
+	require.NoError(t, err)
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		require.NoError(t, err)
+		line = strings.TrimSpace(line)
+		require.NotEqual(t, "END", line, "no curr_items in stats")
+		if v, ok := strings.CutPrefix(line, "STAT curr_items "); ok {
+			n, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			return n
+		}
+	}
+}
+
+func newTestMemcached(t *testing.T, cfg MemcachedConfig, reg prometheus.Registerer) *Memcached {
+	t.Helper()
+	m, err := NewMemcached("test", cfg, reg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	return m
+}
+
+func TestMemcached_SetGet(t *testing.T) {
+	srv := startMemcached(t, 0)
+	reg := prometheus.NewPedanticRegistry()
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}}, reg)
+
+	_, ok := m.Get("k")
+	require.False(t, ok)
+	m.Set("k", []byte("v1"))
+	v, ok := m.Get("k")
+	require.True(t, ok)
+	require.Equal(t, "v1", string(v))
+	m.Set("k", []byte("v2"))
+	v, ok = m.Get("k")
+	require.True(t, ok)
+	require.Equal(t, "v2", string(v))
+	m.Set("empty", []byte{})
+	v, ok = m.Get("empty")
+	require.True(t, ok)
+	require.Empty(t, v)
+	require.NoError(t, m.LastError())
+
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP strata_storegw_cache_hits_total Lookups that found their key in the cache.
+# TYPE strata_storegw_cache_hits_total counter
+strata_storegw_cache_hits_total{cache="test"} 3
+# HELP strata_storegw_cache_requests_total Lookups in the cache, counting each key of a multi-get.
+# TYPE strata_storegw_cache_requests_total counter
+strata_storegw_cache_requests_total{cache="test"} 4
+`), "strata_storegw_cache_hits_total", "strata_storegw_cache_requests_total"))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("test", "get")))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("test", "set")))
+}
+
+func TestMemcached_GetMultiTwoServers(t *testing.T) {
+	a, b := startMemcached(t, 0), startMemcached(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{a.addr, b.addr}}, nil)
+
+	const n = 300 // more than getBatch, so that a server's keys take several gets
+	var keys []string
+	for i := range n {
+		k := fmt.Sprintf("key-%d", i)
+		if i%2 == 0 {
+			m.Set(k, []byte("v"+k))
+		}
+		keys = append(keys, k)
+	}
+	keys = append(keys, "key-0") // a duplicate is a hit twice over
+	hits, misses := m.GetMulti(keys)
+	require.Len(t, hits, n/2)
+	for k, v := range hits {
+		require.Equal(t, "v"+k, string(v))
+	}
+	var wantMisses []string
+	for i := 1; i < n; i += 2 {
+		wantMisses = append(wantMisses, fmt.Sprintf("key-%d", i))
+	}
+	require.Equal(t, wantMisses, misses, "misses in the order asked")
+
+	ia, ib := a.currItems(t), b.currItems(t)
+	require.Equal(t, n/2, ia+ib)
+	require.Greater(t, ia, n/10, "keys spread over both servers")
+	require.Greater(t, ib, n/10, "keys spread over both servers")
+
+	hits, misses = m.GetMulti(nil)
+	require.NotNil(t, hits)
+	require.Empty(t, hits)
+	require.Empty(t, misses)
+}
+
+func TestMemcached_OddKeys(t *testing.T) {
+	srv := startMemcached(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}}, nil)
+
+	keys := []string{
+		strings.Repeat("x", 250),
+		strings.Repeat("x", 251),
+		strings.Repeat("y", 10_000),
+		"with space",
+		"with\r\nget evil\r\n",
+		"ctl\x00\x01\x7f",
+		"",
+		"P:01J5:__name__:ünïcode",
+		"H:prefix",
+		wireKey("with space"), // the hash of another key, as a key of its own
+	}
+	for i, k := range keys {
+		m.Set(k, []byte(strconv.Itoa(i)))
+	}
+	for i, k := range keys {
+		v, ok := m.Get(k)
+		require.True(t, ok, "key %q", k)
+		require.Equal(t, strconv.Itoa(i), string(v), "key %q", k)
+	}
+	hits, misses := m.GetMulti(keys)
+	require.Empty(t, misses)
+	require.Len(t, hits, len(keys))
+	require.NoError(t, m.LastError())
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("test", "set")))
+}
+
+func TestMemcached_TooLarge(t *testing.T) {
+	srv := startMemcached(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}, MaxItemSize: 1024}, nil)
+	m.Set("small", make([]byte, 1024))
+	m.Set("large", make([]byte, 1025))
+	_, ok := m.Get("small")
+	require.True(t, ok)
+	_, ok = m.Get("large")
+	require.False(t, ok)
+	require.Equal(t, 1.0, testutil.ToFloat64(m.metrics.itemsTooLarge))
+	require.NoError(t, m.LastError(), "a skipped item is not a failure")
+}
+
+func TestMemcached_TTL(t *testing.T) {
+	srv := startMemcached(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}, TTL: time.Second}, nil)
+	m.Set("k", []byte("v"))
+	_, ok := m.Get("k")
+	require.True(t, ok)
+	require.Eventually(t, func() bool {
+		_, ok := m.Get("k")
+		return !ok
+	}, 10*time.Second, 100*time.Millisecond, "item outlived its TTL")
+}
+
+func TestExptime(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want string
+	}{
+		{time.Second, "1"},
+		{time.Millisecond, "1"},
+		{1500 * time.Millisecond, "2"},
+		{24 * time.Hour, "86400"},
+		{maxRelativeTTL, "2592000"},
+		{maxRelativeTTL + time.Second, strconv.FormatInt(now.Unix()+2592001, 10)},
+	} {
+		require.Equal(t, tc.want, exptime(tc.ttl, now), "ttl %v", tc.ttl)
+	}
+}
+
+func TestMemcached_Outage(t *testing.T) {
+	srv := startMemcached(t, 0)
+	var logs syncBuffer
+	m, err := NewMemcached("test", MemcachedConfig{Addresses: []string{srv.addr}, Timeout: 200 * time.Millisecond},
+		nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	m.Set("k", []byte("v"))
+	_, ok := m.Get("k")
+	require.True(t, ok)
+
+	srv.stop()
+	_, ok = m.Get("k")
+	require.False(t, ok, "a dead server is a miss")
+	m.Set("k2", []byte("v2"))
+	hits, misses := m.GetMulti([]string{"k", "k2"})
+	require.Empty(t, hits)
+	require.Equal(t, []string{"k", "k2"}, misses)
+	require.Error(t, m.LastError())
+	require.Contains(t, m.LastError().Error(), srv.addr)
+	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("test", "get")), 2.0)
+	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("test", "set")), 1.0)
+	require.Equal(t, 1, strings.Count(logs.String(), "memcached unavailable"), "warnings are rate-limited: %s", logs.String())
+
+	port, err := strconv.Atoi(srv.addr[strings.LastIndexByte(srv.addr, ':')+1:])
+	require.NoError(t, err)
+	startMemcached(t, port)
+	require.Eventually(t, func() bool {
+		m.Set("k", []byte("again"))
+		v, ok := m.Get("k")
+		return ok && string(v) == "again"
+	}, 10*time.Second, 50*time.Millisecond, "no reconnect after the server came back")
+	require.NoError(t, m.LastError())
+}
+
+func TestMemcachedConfig_Validate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg     MemcachedConfig
+		wantErr string
+	}{
+		{MemcachedConfig{Addresses: []string{"localhost:11211"}}, ""},
+		{MemcachedConfig{}, "no addresses"},
+		{MemcachedConfig{Addresses: []string{"localhost"}}, "missing port"},
+		{MemcachedConfig{Addresses: []string{"a:1"}, Timeout: -time.Second}, "negative"},
+	} {
+		_, err := NewMemcached("v", tc.cfg, nil, nil)
+		if tc.wantErr == "" {
+			require.NoError(t, err)
+		} else {
+			require.ErrorContains(t, err, tc.wantErr)
+		}
+	}
+}
+
+func TestJumpHashSpread(t *testing.T) {
+	m := &Memcached{servers: make([]*mcServer, 3)}
+	for i := range m.servers {
+		m.servers[i] = &mcServer{addr: strconv.Itoa(i)}
+	}
+	counts := map[string]int{}
+	for i := range 3000 {
+		counts[m.server(fmt.Sprintf("k%d", i)).addr]++
+	}
+	for _, s := range m.servers {
+		require.Greater(t, counts[s.addr], 800, "server %s", s.addr)
+	}
+}
+
+func FuzzMemcachedResponse(f *testing.F) {
+	for _, s := range []string{
+		"END\r\n",
+		"VALUE a 0 1\r\nx\r\nEND\r\n",
+		"VALUE a 0 3\r\nabc\r\nVALUE b 5 0\r\n\r\nEND\r\n",
+		"VALUE c 0 1\r\nx\r\nEND\r\n",
+		"VALUE a 0 99999999\r\n",
+		"VALUE a 0 -1\r\n\r\nEND\r\n",
+		"VALUE a 0 1 77\r\nx\r\nEND\r\n",
+		"SERVER_ERROR out of memory\r\n",
+		"ERROR\r\n",
+		"VALUE a 0 2\r\nx\r\n",
+		"END\n",
+	} {
+		f.Add([]byte(s))
+	}
+	asked := []string{"a", "b"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vals, err := readValues(bufio.NewReader(bytes.NewReader(data)), asked, 64)
+		for k, v := range vals {
+			if k != "a" && k != "b" {
+				t.Fatalf("value for key %q not asked for", k)
+			}
+			if len(v) > 64 {
+				t.Fatalf("value of %d bytes above the limit", len(v))
+			}
+		}
+		if err == nil && !bytes.Contains(data, []byte("END\r\n")) {
+			t.Fatalf("answer without END accepted")
+		}
+	})
+}
