@@ -163,11 +163,12 @@ func NewMemcached(name string, cfg MemcachedConfig, reg prometheus.Registerer, l
 		return stats{requests: m.requests.Load(), hits: m.hits.Load()}
 	})
 	m.failures = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-		Name: "strata_storegw_cache_memcached_operation_failures_total",
-		Help: "Memcached operations that failed (network error, timeout, unexpected answer) or were skipped because their server failed less than a second ago; they count as misses or unstored items.",
-	}, []string{"cache", "operation"})
-	m.failures.WithLabelValues(name, "get")
-	m.failures.WithLabelValues(name, "set")
+		Name:        "strata_storegw_cache_memcached_operation_failures_total",
+		Help:        "Memcached operations that failed (network error, timeout, unexpected answer) or were skipped because their server failed less than a second ago; they count as misses or unstored items.",
+		ConstLabels: prometheus.Labels{"cache": name},
+	}, []string{"operation"})
+	m.failures.WithLabelValues("get")
+	m.failures.WithLabelValues("set")
 	return m, nil
 }
 
@@ -317,7 +318,7 @@ func (m *Memcached) Close() error {
 // returned.
 func (m *Memcached) do(s *mcServer, operation string, op func(*mcConn) error) {
 	if time.Now().UnixNano() < s.downUntil.Load() {
-		m.failures.WithLabelValues(m.name, operation).Inc()
+		m.failures.WithLabelValues(operation).Inc()
 		return
 	}
 	err := m.try(s, op)
@@ -328,7 +329,7 @@ func (m *Memcached) do(s *mcServer, operation string, op func(*mcConn) error) {
 	err = fmt.Errorf("memcached %s on %s: %w", operation, s.addr, err)
 	s.lastErr.Store(&err)
 	s.downUntil.Store(time.Now().Add(downFor).UnixNano())
-	m.failures.WithLabelValues(m.name, operation).Inc()
+	m.failures.WithLabelValues(operation).Inc()
 	m.warn.Do(func() {
 		m.logger.Warn("memcached unavailable, serving without cache", "endpoint", s.addr, "err", err)
 	})

@@ -150,8 +150,8 @@ strata_storegw_cache_hits_total{cache="test"} 3
 # TYPE strata_storegw_cache_requests_total counter
 strata_storegw_cache_requests_total{cache="test"} 4
 `), "strata_storegw_cache_hits_total", "strata_storegw_cache_requests_total"))
-	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("test", "get")))
-	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("test", "set")))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("get")))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("set")))
 }
 
 func TestMemcached_GetMultiTwoServers(t *testing.T) {
@@ -218,7 +218,7 @@ func TestMemcached_OddKeys(t *testing.T) {
 	require.Empty(t, misses)
 	require.Len(t, hits, len(keys))
 	require.NoError(t, m.LastError())
-	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("test", "set")))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failures.WithLabelValues("set")))
 }
 
 func TestMemcached_TooLarge(t *testing.T) {
@@ -283,8 +283,8 @@ func TestMemcached_Outage(t *testing.T) {
 	require.Equal(t, []string{"k", "k2"}, misses)
 	require.Error(t, m.LastError())
 	require.Contains(t, m.LastError().Error(), srv.addr)
-	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("test", "get")), 2.0)
-	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("test", "set")), 1.0)
+	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("get")), 2.0)
+	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("set")), 1.0)
 	require.Equal(t, 1, strings.Count(logs.String(), "memcached unavailable"), "warnings are rate-limited: %s", logs.String())
 
 	port, err := strconv.Atoi(srv.addr[strings.LastIndexByte(srv.addr, ':')+1:])
@@ -362,4 +362,40 @@ func FuzzMemcachedResponse(f *testing.F) {
 			t.Fatalf("answer without END accepted")
 		}
 	})
+}
+
+func TestNewMemcachedGateway(t *testing.T) {
+	srv := startMemcached(t, 0)
+	reg := prometheus.NewPedanticRegistry()
+	g, err := NewMemcachedGateway(MemcachedConfig{Addresses: []string{srv.addr}}, reg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, g.Close()) })
+
+	g.Postings.Set("P:k", []byte("p"))
+	g.Chunks.Set("C:k", []byte("c"))
+	v, ok := g.Postings.Get("P:k")
+	require.True(t, ok)
+	require.Equal(t, "p", string(v))
+	_, ok = g.Series.Get("S:k")
+	require.False(t, ok)
+	require.Equal(t, 2, srv.currItems(t), "the caches share the server")
+
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP strata_storegw_cache_hits_total Lookups that found their key in the cache.
+# TYPE strata_storegw_cache_hits_total counter
+strata_storegw_cache_hits_total{cache="chunks"} 0
+strata_storegw_cache_hits_total{cache="postings"} 1
+strata_storegw_cache_hits_total{cache="series"} 0
+# HELP strata_storegw_cache_memcached_operation_failures_total Memcached operations that failed (network error, timeout, unexpected answer) or were skipped because their server failed less than a second ago; they count as misses or unstored items.
+# TYPE strata_storegw_cache_memcached_operation_failures_total counter
+strata_storegw_cache_memcached_operation_failures_total{cache="chunks",operation="get"} 0
+strata_storegw_cache_memcached_operation_failures_total{cache="chunks",operation="set"} 0
+strata_storegw_cache_memcached_operation_failures_total{cache="postings",operation="get"} 0
+strata_storegw_cache_memcached_operation_failures_total{cache="postings",operation="set"} 0
+strata_storegw_cache_memcached_operation_failures_total{cache="series",operation="get"} 0
+strata_storegw_cache_memcached_operation_failures_total{cache="series",operation="set"} 0
+`), "strata_storegw_cache_hits_total", "strata_storegw_cache_memcached_operation_failures_total"))
+
+	_, err = NewMemcachedGateway(MemcachedConfig{}, nil, nil)
+	require.ErrorContains(t, err, "no addresses")
 }
