@@ -37,6 +37,8 @@ type storeConfig struct {
 	postingsCache            cache.Bytes
 	seriesCache              cache.Bytes
 	chunksCache              cache.Bytes
+	memcachedAddresses       []string
+	memcachedTimeout         time.Duration
 	limitSeries              int64
 	limitSamples             int64
 	grpcTLS, httpTLS         *serverTLS
@@ -81,6 +83,10 @@ func registerStore(app *kingpin.Application) (*kingpin.CmdClause, *storeConfig) 
 		Default("128MB").SetValue(&c.seriesCache)
 	cmd.Flag("store.cache.chunks-size", "In-memory cache of chunks read from the bucket, in bytes; 0 disables it.").
 		Default("256MB").SetValue(&c.chunksCache)
+	cmd.Flag("store.cache.memcached-addresses", "A memcached server to keep the postings, series and chunks caches on instead of in memory, which makes the --store.cache.*-size flags unused; repeatable, keys are spread over the servers. An unreachable server turns lookups into misses and logs a warning; it never fails a query.").
+		PlaceHolder("<host:port>").StringsVar(&c.memcachedAddresses)
+	cmd.Flag("store.cache.memcached-timeout", "Time limit of one memcached operation, connecting included; past it a lookup is a miss.").
+		Default("500ms").DurationVar(&c.memcachedTimeout)
 	cmd.Flag("store.limits.request-series", "Most series one Series request may touch; more fails the request with ResourceExhausted. 0 means no limit.").
 		Default("0").Int64Var(&c.limitSeries)
 	cmd.Flag("store.limits.request-samples", "Most samples one Series request may fetch, counted by whole chunks; more fails the request with ResourceExhausted. 0 means no limit.").
@@ -97,6 +103,8 @@ type storeGateway struct {
 	ready   atomic.Bool // the first sync succeeded
 	grpcLis net.Listener
 	grpcSrv *grpc.Server
+	// caches are closed when the gateway stops.
+	caches *cache.Gateway
 	// grpcOpts turn on TLS for the Store API when --grpc.tls-* are set.
 	grpcOpts []grpc.ServerOption
 }
@@ -125,11 +133,14 @@ func newStoreGateway(ctx context.Context, c *storeConfig, reg prometheus.Registe
 		}
 		filters = append(filters, shard)
 	}
-	caches := cache.NewGateway(c.postingsCache, c.seriesCache, c.chunksCache, reg)
+	caches, err := c.caches(reg, logger)
+	if err != nil {
+		return nil, err
+	}
 	gw := &storeGateway{store: bucketstore.NewStore(bkt, c.dataDir, reg, logger,
 		bucketstore.WithCaches(*caches),
 		bucketstore.WithLimits(c.limitSeries, c.limitSamples),
-	), grpcOpts: grpcOpts}
+	), caches: caches, grpcOpts: grpcOpts}
 	fetcher := blocksync.NewFetcher(bkt, blocksync.FetcherConfig{Concurrency: c.syncConcurrency, Filters: filters}, reg, logger)
 	gw.syncer = blocksync.NewSyncer(fetcher, blocksync.SyncerConfig{
 		SyncInterval: time.Duration(c.syncInterval),
@@ -137,6 +148,22 @@ func newStoreGateway(ctx context.Context, c *storeConfig, reg prometheus.Registe
 		OnRemove:     gw.store.Remove,
 	}, logger)
 	return gw, nil
+}
+
+// caches builds the gateway's caches: on the memcached servers of
+// --store.cache.memcached-addresses if any, else in memory.
+func (c *storeConfig) caches(reg prometheus.Registerer, logger *slog.Logger) (*cache.Gateway, error) {
+	if len(c.memcachedAddresses) == 0 {
+		return cache.NewGateway(c.postingsCache, c.seriesCache, c.chunksCache, reg), nil
+	}
+	g, err := cache.NewMemcachedGateway(cache.MemcachedConfig{
+		Addresses: c.memcachedAddresses,
+		Timeout:   c.memcachedTimeout,
+	}, reg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("--store.cache.memcached-addresses: %w", err)
+	}
+	return g, nil
 }
 
 // gatewayShardFilter spreads blocks over the gateways named by members.
@@ -215,7 +242,7 @@ func runStore(c *storeConfig, logger *slog.Logger, reg *prometheus.Registry) err
 	g.Add(signalActor(context.Background(), func() {}))
 	err = g.Run()
 	if errors.Is(err, errInterrupted) {
-		return nil
+		err = nil
 	}
-	return err
+	return errors.Join(err, gw.caches.Close())
 }

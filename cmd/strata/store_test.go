@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/storegw/cache"
 )
 
 func TestStoreFlags(t *testing.T) {
@@ -24,9 +26,57 @@ func TestStoreFlags(t *testing.T) {
 	require.EqualValues(t, 1000, c.limitSeries)
 	require.Equal(t, 24*time.Hour, time.Duration(c.ignoreDeletionMarksDelay), "default")
 
+	require.Empty(t, c.memcachedAddresses, "in-memory caches by default")
+	require.Equal(t, 500*time.Millisecond, c.memcachedTimeout, "default")
+	caches, err := c.caches(nil, nil)
+	require.NoError(t, err)
+	require.IsType(t, &cache.LRU{}, caches.Chunks)
+
 	_, err = parseStoreArgs([]string{"--min-time=yesterday"})
 	require.Error(t, err)
 	_, err = parseStoreArgs([]string{"--store.cache.series-size=lots"})
+	require.Error(t, err)
+}
+
+func TestStoreMemcachedFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		wantAddrs []string
+		wantErr   string // from building the caches
+	}{
+		{
+			name:      "two servers",
+			args:      []string{"--store.cache.memcached-addresses=10.0.0.1:11211", "--store.cache.memcached-addresses=mc-2:11211", "--store.cache.memcached-timeout=2s"},
+			wantAddrs: []string{"10.0.0.1:11211", "mc-2:11211"},
+		},
+		{
+			name:      "no port",
+			args:      []string{"--store.cache.memcached-addresses=mc-1"},
+			wantAddrs: []string{"mc-1"},
+			wantErr:   "--store.cache.memcached-addresses",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseStoreArgs(tc.args)
+			require.NoError(t, err)
+			require.Equal(t, tc.wantAddrs, c.memcachedAddresses)
+			caches, err := c.caches(nil, nil)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, caches.Close()) })
+			for _, cc := range []cache.Cache{caches.Postings, caches.Series, caches.Chunks} {
+				require.IsType(t, &cache.Memcached{}, cc)
+			}
+		})
+	}
+	c, err := parseStoreArgs([]string{"--store.cache.memcached-addresses=a:1", "--store.cache.memcached-timeout=2s"})
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, c.memcachedTimeout)
+	_, err = parseStoreArgs([]string{"--store.cache.memcached-timeout=soon"})
 	require.Error(t, err)
 }
 
