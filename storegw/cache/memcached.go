@@ -108,9 +108,7 @@ func (c MemcachedConfig) Validate() error {
 // reports it. Connections are re-dialled as needed, so the cache recovers by
 // itself when the server is back. It is safe for concurrent use.
 type Memcached struct {
-	name     string
 	cfg      MemcachedConfig
-	exptime  string
 	servers  []*mcServer
 	logger   *slog.Logger
 	warn     rate.Sometimes
@@ -150,11 +148,9 @@ func NewMemcached(name string, cfg MemcachedConfig, reg prometheus.Registerer, l
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Memcached{
-		name:    name,
-		cfg:     cfg,
-		exptime: exptime(cfg.TTL, time.Now()),
-		logger:  logger.With("cache", name),
-		warn:    rate.Sometimes{Interval: warnInterval},
+		cfg:    cfg,
+		logger: logger.With("cache", name),
+		warn:   rate.Sometimes{Interval: warnInterval},
 	}
 	for _, a := range cfg.Addresses {
 		m.servers = append(m.servers, &mcServer{addr: a, idle: make(chan *mcConn, cfg.MaxIdleConnections)})
@@ -277,7 +273,8 @@ func (m *Memcached) Set(key string, value []byte) {
 		return
 	}
 	k := wireKey(key)
-	m.do(m.server(k), "set", func(c *mcConn) error { return c.set(k, m.exptime, value) })
+	exp := exptime(m.cfg.TTL, time.Now()) // per call: a long TTL is an absolute time
+	m.do(m.server(k), "set", func(c *mcConn) error { return c.set(k, exp, value) })
 }
 
 // LastError returns the error of the last operation on each server whose last

@@ -399,3 +399,28 @@ strata_storegw_cache_memcached_operation_failures_total{cache="series",operation
 	_, err = NewMemcachedGateway(MemcachedConfig{}, nil, nil)
 	require.ErrorContains(t, err, "no addresses")
 }
+
+func TestMemcached_Concurrent(t *testing.T) {
+	a, b := startMemcached(t, 0), startMemcached(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{a.addr, b.addr}, MaxIdleConnections: 2}, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := fmt.Sprintf("k%d", (g*7+i)%50)
+				m.Set(k, []byte(k))
+				if v, ok := m.Get(k); ok && string(v) != k {
+					t.Errorf("key %s has value %q", k, v)
+				}
+				hits, _ := m.GetMulti([]string{k, "k1", "k2"})
+				for hk, hv := range hits {
+					if string(hv) != hk {
+						t.Errorf("key %s has value %q", hk, hv)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, m.LastError())
+}
