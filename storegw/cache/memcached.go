@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -180,7 +181,7 @@ func exptime(ttl time.Duration, now time.Time) string {
 // wireKey returns the key stored on the server for key: key itself if
 // memcached accepts it, else a hash of it.
 func wireKey(key string) string {
-	ok := len(key) > 0 && len(key) <= maxKeyLen && !hasPrefix(key, hashedKeyPrefix)
+	ok := len(key) > 0 && len(key) <= maxKeyLen && !strings.HasPrefix(key, hashedKeyPrefix)
 	for i := 0; ok && i < len(key); i++ {
 		ok = key[i] > ' ' && key[i] != 0x7f
 	}
@@ -190,8 +191,6 @@ func wireKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hashedKeyPrefix + hex.EncodeToString(sum[:])
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // server returns the server holding wire key k, by jump consistent hashing
 // (Lamping and Veach, 2014) of its xxhash, so that adding a server moves only
