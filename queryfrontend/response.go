@@ -21,10 +21,10 @@ type Series struct {
 	Points []Point
 }
 
-// Point is one evaluation result of a series. A float point has H nil and
-// its value in V. A native histogram point has a non-empty H holding the histogram in the
-// query API's JSON encoding, kept opaque because the frontend only moves it
-// around; V is then unused and zero.
+// Point is one evaluation result of a series. A float point has an empty H
+// and its value in V. A native histogram point has a non-empty H holding the
+// histogram in the query API's JSON encoding, kept opaque because the
+// frontend only moves it around; its V is ignored and not cached.
 type Point struct {
 	T int64
 	V float64
