@@ -124,6 +124,9 @@ func decodeExtent(b []byte) (Extent, error) {
 		prev = lset
 		s := Series{Labels: lset}
 		nPoints := d.uvarint()
+		// A point takes at least 4 bytes, which bounds what a corrupt count
+		// can make us allocate.
+		s.Points = make([]Point, 0, min(nPoints, uint64(len(d.b))/4))
 		t := e.Start
 		for j := uint64(0); d.err == nil && j < nPoints; j++ {
 			delta := d.varint()
