@@ -1,0 +1,133 @@
+package queryfrontend
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors returned for requests the frontend cannot handle.
+var (
+	// ErrInvalidStep is returned for a step that is not a positive whole
+	// number of milliseconds.
+	ErrInvalidStep = errors.New("step must be a positive whole number of milliseconds")
+	// ErrInvalidInterval is returned for a split interval that is not a
+	// positive whole number of milliseconds.
+	ErrInvalidInterval = errors.New("split interval must be a positive whole number of milliseconds")
+	// ErrInvalidRange is returned for a request whose end is before its start.
+	ErrInvalidRange = errors.New("end is before start")
+	// ErrNotAligned is returned when a request that must be aligned is not.
+	ErrNotAligned = errors.New("request is not step-aligned")
+	// ErrSpansSplits is returned when a request given to the results cache
+	// covers more than one split interval.
+	ErrSpansSplits = errors.New("request spans more than one split interval")
+)
+
+// Request is a range query: the PromQL expression Query evaluated at every
+// t in [Start, End] with t = Start + n*Step. Start and End are Unix
+// milliseconds and inclusive. Tenant is the tenant the query runs as; it is
+// part of every cache key.
+type Request struct {
+	Query      string
+	Start, End int64
+	Step       time.Duration
+	Tenant     string
+}
+
+// stepMillis returns r.Step in milliseconds, or ErrInvalidStep.
+func (r Request) stepMillis() (int64, error) {
+	return wholeMillis(r.Step, ErrInvalidStep)
+}
+
+func wholeMillis(d time.Duration, invalid error) (int64, error) {
+	if d <= 0 || d%time.Millisecond != 0 {
+		return 0, invalid
+	}
+	return d.Milliseconds(), nil
+}
+
+// validate checks the step and the range of r and returns its step in
+// milliseconds.
+func (r Request) validate() (int64, error) {
+	step, err := r.stepMillis()
+	if err != nil {
+		return 0, err
+	}
+	if r.End < r.Start {
+		return 0, ErrInvalidRange
+	}
+	return step, nil
+}
+
+// aligned reports whether r's start and end are multiples of its step.
+func (r Request) aligned(step int64) bool {
+	return floorTo(r.Start, step) == r.Start && floorTo(r.End, step) == r.End
+}
+
+// Align returns r with Start snapped down and End snapped up to multiples of
+// Step, so that r is evaluated at exactly the points t with t%Step == 0 in the
+// widened range. Aligned requests from different clients then share points,
+// which is what makes their results cacheable.
+func Align(r Request) (Request, error) {
+	step, err := r.validate()
+	if err != nil {
+		return Request{}, err
+	}
+	r.Start = floorTo(r.Start, step)
+	r.End = ceilTo(r.End, step)
+	return r, nil
+}
+
+// Split cuts an aligned request at every multiple of interval since the Unix
+// epoch (UTC midnights for 24h). Sub-request k holds the points of r in
+// [boundary_k, boundary_k+1); its Start and End are its first and last point,
+// so every point of r is in exactly one sub-request. Intervals that hold no
+// point of r (when Step exceeds interval) get no sub-request. The
+// sub-requests are in time order.
+func Split(r Request, interval time.Duration) ([]Request, error) {
+	step, err := r.validate()
+	if err != nil {
+		return nil, err
+	}
+	iv, err := wholeMillis(interval, ErrInvalidInterval)
+	if err != nil {
+		return nil, err
+	}
+	if !r.aligned(step) {
+		return nil, fmt.Errorf("split %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
+	}
+	var subs []Request
+	for p := r.Start; p <= r.End; {
+		// The last point before the next boundary; p itself is a point, and
+		// boundary > p, so last >= p.
+		last := min(r.End, floorTo(floorTo(p, iv)+iv-1, step))
+		sub := r
+		sub.Start, sub.End = p, last
+		subs = append(subs, sub)
+		p = last + step
+	}
+	return subs, nil
+}
+
+// splitStart returns the start of the split interval that holds t.
+func splitStart(t, interval int64) int64 {
+	return floorTo(t, interval)
+}
+
+// floorTo returns the largest multiple of m not above t; m > 0.
+func floorTo(t, m int64) int64 {
+	q := t / m
+	if t%m != 0 && t < 0 {
+		q--
+	}
+	return q * m
+}
+
+// ceilTo returns the smallest multiple of m not below t; m > 0.
+func ceilTo(t, m int64) int64 {
+	f := floorTo(t, m)
+	if f == t {
+		return t
+	}
+	return f + m
+}

@@ -1,0 +1,194 @@
+package queryfrontend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/stratametrics/strata/storegw/cache"
+)
+
+// FetchFunc runs a range query downstream, normally on a querier. It is
+// called with aligned requests and must return the points of the query at
+// exactly the request's evaluation times.
+type FetchFunc func(ctx context.Context, r Request) (Response, error)
+
+// ResultsCache caches the results of the sub-requests Split makes, one
+// extent per tenant, query, step and split interval. It is safe for
+// concurrent use if its cache is; two concurrent fetches of one split may
+// both miss and both store, the last store winning, which is harmless
+// because either extent is correct.
+type ResultsCache struct {
+	cache     cache.Cache
+	parser    parser.Parser
+	interval  int64 // split interval, ms
+	freshness int64 // ms
+}
+
+// NewResultsCache returns a results cache over c for sub-requests split at
+// interval. Results newer than now-freshness are never stored, because
+// samples for them may still be arriving (remote-write delay, out-of-order
+// ingestion, replicas catching up). p parses queries to normalize them for
+// the cache key; nil means a parser with default options.
+func NewResultsCache(c cache.Cache, interval, freshness time.Duration, p parser.Parser) (*ResultsCache, error) {
+	iv, err := wholeMillis(interval, ErrInvalidInterval)
+	if err != nil {
+		return nil, err
+	}
+	if freshness < 0 {
+		return nil, fmt.Errorf("freshness window %s is negative", freshness)
+	}
+	if p == nil {
+		p = parser.NewParser(parser.Options{})
+	}
+	return &ResultsCache{cache: c, parser: p, interval: iv, freshness: freshness.Milliseconds()}, nil
+}
+
+// Fetch returns the result of r, an aligned request within one split
+// interval (as Split makes), using the cache where it can and fetch for the
+// rest:
+//
+//   - A request that ends before the freshness window and lies inside the
+//     cached extent is answered from the cache alone.
+//   - Otherwise only the parts of r outside the cached extent are fetched, at
+//     most one range before it and one after it, and the extent is extended
+//     by the fetched points that are older than now-freshness and stored
+//     again. If r does not overlap or touch the cached extent, r's cacheable
+//     part replaces it.
+//   - A request entirely inside the freshness window, a query that does not
+//     parse, and a query using @ start() or @ end() (whose results depend on
+//     the request's range) bypass the cache.
+//
+// A cached value that does not decode is a miss. Errors from fetch are
+// returned as they are, and nothing is stored.
+func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetch FetchFunc) (Response, error) {
+	step, err := r.validate()
+	if err != nil {
+		return Response{}, err
+	}
+	if !r.aligned(step) {
+		return Response{}, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
+	}
+	split := splitStart(r.Start, c.interval)
+	if splitStart(r.End, c.interval) != split {
+		return Response{}, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
+	}
+	// The last evaluation time that may be stored: strictly before
+	// now-freshness.
+	lastCacheable := floorTo(now.UnixMilli()-c.freshness-1, step)
+	key, ok := c.key(r, step, split)
+	if !ok || r.Start > lastCacheable {
+		resp, err := fetch(ctx, r)
+		if err != nil {
+			return Response{}, err
+		}
+		return trim(Merge(resp), r.Start, r.End), nil
+	}
+
+	want := Extent{Start: r.Start, End: min(r.End, lastCacheable)}
+	old, hit := c.lookup(key, step, split)
+	if hit && (old.End+step < want.Start || want.End+step < old.Start) {
+		// Disjoint: extending would mean fetching the gap as well.
+		hit = false
+	}
+	var (
+		ranges [][2]int64
+		merged []Response
+		stored Extent
+	)
+	if hit {
+		merged = append(merged, old.Response)
+		stored = Extent{Start: min(old.Start, want.Start), End: max(old.End, want.End)}
+		if r.Start < old.Start {
+			ranges = append(ranges, [2]int64{r.Start, old.Start - step})
+		}
+		if r.End > old.End {
+			// The range after the extent includes the fresh part of r, if
+			// any, so that it takes one downstream query, not two.
+			ranges = append(ranges, [2]int64{max(old.End+step, r.Start), r.End})
+		}
+	} else {
+		stored = want
+		ranges = append(ranges, [2]int64{r.Start, r.End})
+	}
+	for _, rg := range ranges {
+		sub := r
+		sub.Start, sub.End = rg[0], rg[1]
+		resp, err := fetch(ctx, sub)
+		if err != nil {
+			return Response{}, err
+		}
+		// Only the points of the requested range are trusted, so that a
+		// downstream that returns extra points cannot widen the extent.
+		merged = append(merged, trim(Merge(resp), sub.Start, sub.End))
+	}
+	all := Merge(merged...)
+	if !hit || stored.Start != old.Start || stored.End != old.End {
+		stored.Response = trim(all, stored.Start, stored.End)
+		c.cache.Set(key, EncodeExtent(stored))
+	}
+	return trim(all, r.Start, r.End), nil
+}
+
+// lookup returns the extent cached under key if it decodes and fits the
+// split and step the key stands for.
+func (c *ResultsCache) lookup(key string, step, split int64) (Extent, bool) {
+	b, ok := c.cache.Get(key)
+	if !ok {
+		return Extent{}, false
+	}
+	e, err := DecodeExtent(b)
+	if err != nil {
+		return Extent{}, false
+	}
+	if e.Start < split || e.End >= split+c.interval || floorTo(e.Start, step) != e.Start || floorTo(e.End, step) != e.End {
+		return Extent{}, false
+	}
+	return e, true
+}
+
+// key returns the cache key of r, or false if r must not be cached. The
+// key hashes the tenant, the query as the PromQL parser prints it (so that
+// spacing and quoting do not split the cache), the step, the split interval
+// and the split's start. Every field is length-prefixed, so no two distinct
+// tuples hash the same input.
+func (c *ResultsCache) key(r Request, step, split int64) (string, bool) {
+	expr, err := c.parser.ParseExpr(r.Query)
+	if err != nil || usesStartOrEnd(expr) {
+		return "", false
+	}
+	query := expr.String()
+	h := sha256.New()
+	var b []byte
+	b = appendString(b, r.Tenant)
+	b = appendString(b, query)
+	b = binary.AppendVarint(b, step)
+	b = binary.AppendVarint(b, c.interval)
+	b = binary.AppendVarint(b, split)
+	h.Write(b)
+	return "qf:" + hex.EncodeToString(h.Sum(nil)), true
+}
+
+// usesStartOrEnd reports whether expr has an @ start() or @ end() modifier.
+func usesStartOrEnd(expr parser.Expr) bool {
+	found := false
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			found = found || n.StartOrEnd != 0
+		case *parser.MatrixSelector:
+			if vs, ok := n.VectorSelector.(*parser.VectorSelector); ok {
+				found = found || vs.StartOrEnd != 0
+			}
+		case *parser.SubqueryExpr:
+			found = found || n.StartOrEnd != 0
+		}
+		return nil
+	})
+	return found
+}
