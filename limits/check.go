@@ -16,8 +16,8 @@ type Error struct {
 	// Limit is the field of the overrides file that was exceeded.
 	Limit string
 	// Status is the HTTP status the request gets: 429 for the rate and
-	// active series limits, which a retry later may pass; 413 for the request
-	// size; 400 for the label limits, which no retry passes.
+	// active series limits, which a retry later may pass; 400 for the label
+	// limits, which no retry passes.
 	Status int
 	// RetryAfter is how long to wait before a retry may pass; zero when no
 	// wait will do.
@@ -68,15 +68,6 @@ func CheckLabels(n int, each func(yield func(name, value string) bool), series f
 		return err == nil
 	})
 	return err
-}
-
-// CheckRequestBytes checks a request's size as sent.
-func CheckRequestBytes(n int64, l Limits) error {
-	if l.MaxRequestBytes > 0 && n > l.MaxRequestBytes {
-		return &Error{Limit: "max_request_bytes", Status: http.StatusRequestEntityTooLarge,
-			msg: fmt.Sprintf("request of %d bytes is larger than max_request_bytes=%d", n, l.MaxRequestBytes)}
-	}
-	return nil
 }
 
 // CheckActiveSeries checks whether a tenant that holds active series may add

@@ -126,15 +126,10 @@ func TestCheckSeries(t *testing.T) {
 	}
 }
 
-func TestCheckRequestBytesAndActiveSeries(t *testing.T) {
-	require.NoError(t, CheckRequestBytes(100, Limits{MaxRequestBytes: 100}))
-	le := limitError(t, CheckRequestBytes(101, Limits{MaxRequestBytes: 100}))
-	require.Equal(t, http.StatusRequestEntityTooLarge, le.Status)
-	require.Contains(t, le.Error(), "max_request_bytes=100")
-
+func TestCheckActiveSeries(t *testing.T) {
 	require.NoError(t, CheckActiveSeries(10, 0, Limits{MaxActiveSeries: 5}), "samples of existing series pass")
 	require.NoError(t, CheckActiveSeries(3, 2, Limits{MaxActiveSeries: 5}))
-	le = limitError(t, CheckActiveSeries(4, 2, Limits{MaxActiveSeries: 5}))
+	le := limitError(t, CheckActiveSeries(4, 2, Limits{MaxActiveSeries: 5}))
 	require.Equal(t, http.StatusTooManyRequests, le.Status)
 	require.Equal(t, "max_active_series", le.Limit)
 	require.Positive(t, le.RetryAfterSeconds())

@@ -163,18 +163,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) response {
 	if lim.MaxRequestBytes > 0 && lim.MaxRequestBytes < maxBody {
 		maxBody = lim.MaxRequestBytes
 	}
+	limitName := fmt.Sprintf("the limit of %d bytes", maxBody)
+	if maxBody < h.opts.MaxCompressedBytes {
+		// The tenant's own limit is the one exceeded: name it.
+		limitName = fmt.Sprintf("max_request_bytes=%d", maxBody)
+	}
 	tooLarge := func(n int64) response {
-		if maxBody < h.opts.MaxCompressedBytes {
-			// The tenant's own limit is the one exceeded: name it.
-			if err := limits.CheckRequestBytes(n, lim); err != nil {
-				return resp.fail(http.StatusRequestEntityTooLarge, err.Error())
-			}
-			return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds max_request_bytes=%d", maxBody))
-		}
+		size := "request body"
 		if n > 0 {
-			return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", n, maxBody))
+			size = fmt.Sprintf("request body of %d bytes", n)
 		}
-		return resp.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", maxBody))
+		return resp.fail(http.StatusRequestEntityTooLarge, size+" exceeds "+limitName)
 	}
 	if r.ContentLength > maxBody {
 		return tooLarge(r.ContentLength)
