@@ -38,13 +38,6 @@ type compactConfig struct {
 	httpTLS              *serverTLS
 }
 
-func compactCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd, c := registerCompact(app)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runCompact(c, logger, reg)
-	}
-}
-
 // parseCompactArgs parses `compact` flags into a configuration, with every
 // default applied; strata up builds its compactor with it.
 func parseCompactArgs(args []string) (*compactConfig, error) {

@@ -88,6 +88,14 @@ func parseLabels(flags []string) (labels.Labels, error) {
 	return b.Labels(), nil
 }
 
+// commandOf is the command of main that register registers and run runs.
+func commandOf[C any](register func(*kingpin.Application) (*kingpin.CmdClause, C), run func(C, *slog.Logger, *prometheus.Registry) error) command {
+	return func(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+		cmd, c := register(app)
+		return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error { return run(c, logger, reg) }
+	}
+}
+
 // parseCommandArgs registers one subcommand with register on a fresh
 // application and parses its flags from args, with every default applied:
 // strata up builds its parts with it, and tests check the flags with it.

@@ -41,7 +41,10 @@ func runMain(args []string) int {
 		Default("logfmt").Enum("logfmt", "json")
 
 	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
-	for _, c := range []command{receiveCommand, queryCommand, storeCommand, compactCommand, ruleCommand, upCommand, toolsCommand} {
+	for _, c := range []command{
+		commandOf(registerReceive, runReceive), queryCommand, commandOf(registerStore, runStore),
+		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), upCommand, toolsCommand,
+	} {
 		name, run := c(app)
 		runs[name] = run
 	}

@@ -72,13 +72,6 @@ type receiveConfig struct {
 	tenancy tenancyFlags
 }
 
-func receiveCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd, c := registerReceive(app)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runReceive(c, logger, reg)
-	}
-}
-
 // parseReceiveArgs parses `receive` flags into a configuration, with every
 // default applied; strata up builds its receivers with it.
 func parseReceiveArgs(args []string) (*receiveConfig, error) {

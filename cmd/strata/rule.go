@@ -48,13 +48,6 @@ type ruleConfig struct {
 	remoteWriteTLS   *tlsconfig.ClientConfig
 }
 
-func ruleCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd, c := registerRule(app)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runRule(c, logger, reg)
-	}
-}
-
 // parseRuleArgs parses the rule command's flags, for tests.
 func parseRuleArgs(args []string) (*ruleConfig, error) {
 	return parseCommandArgs(registerRule, args)

@@ -44,13 +44,6 @@ type storeConfig struct {
 	grpcTLS, httpTLS         *serverTLS
 }
 
-func storeCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd, c := registerStore(app)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runStore(c, logger, reg)
-	}
-}
-
 // parseStoreArgs parses `store` flags into a configuration, with every default
 // applied; strata up builds its store gateway with it.
 func parseStoreArgs(args []string) (*storeConfig, error) {

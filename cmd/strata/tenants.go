@@ -34,7 +34,7 @@ func (f *tenancyFlags) register(cmd *kingpin.CmdClause) {
 
 // registerLimitsFlags registers the limits overrides file flags.
 func registerLimitsFlags(cmd *kingpin.CmdClause, file *string, interval *time.Duration) {
-	cmd.Flag("limits.config-file", "YAML file of per-tenant limits: defaults and per-tenant overrides (ingestion rate and burst, active series, labels, request size, exemplars, out-of-order window, retention). Re-read when it changes; limits apply from the next request.").
+	cmd.Flag("limits.config-file", "YAML file of per-tenant limits: defaults and per-tenant overrides (ingestion rate and burst, active series, labels, request size, exemplars, out-of-order window, retention). Re-read when it changes.").
 		PlaceHolder("<file>").StringVar(file)
 	cmd.Flag("limits.reload-interval", "How often the limits file is checked for changes.").
 		Default("10s").DurationVar(interval)
