@@ -25,13 +25,16 @@ var (
 
 // Request is a range query: the PromQL expression Query evaluated at every
 // t in [Start, End] with t = Start + n*Step. Start and End are Unix
-// milliseconds and inclusive. Tenant is the tenant the query runs as; it is
-// part of every cache key.
+// milliseconds and inclusive. Tenant is the tenant the query runs as, and
+// Options the request's other parameters that change its result (dedup,
+// partial response, resolution, lookback delta), encoded canonically by the
+// caller; both are part of every cache key.
 type Request struct {
 	Query      string
 	Start, End int64
 	Step       time.Duration
 	Tenant     string
+	Options    string
 }
 
 // stepMillis returns r.Step in milliseconds, or ErrInvalidStep.

@@ -13,6 +13,12 @@ import (
 // least one point, and points are sorted by time and unique.
 type Response struct {
 	Series []Series
+	// Warnings are the downstream's warnings (a partial response, for
+	// example). A response with warnings is never cached.
+	Warnings []string
+	// Infos are the downstream's informational annotations. They do not
+	// keep a response out of the cache, and are not cached.
+	Infos []string
 }
 
 // Series is one series of a result matrix.
@@ -35,12 +41,18 @@ type Point struct {
 // response: the points of series with equal labels are concatenated and
 // sorted by time. When several responses hold a point at the same time, the
 // one from the latest argument wins, so a caller passes older (cached) data
-// first and fresher data after it. Merge does not modify its arguments, but
-// the result shares labels and histogram bytes with them.
+// first and fresher data after it. The warnings and infos of all responses are kept,
+// each once. Merge does not modify its arguments, but the result shares
+// labels and histogram bytes with them.
 func Merge(responses ...Response) Response {
-	var all []Series
+	var (
+		all             []Series
+		warnings, infos []string
+	)
 	for _, r := range responses {
 		all = append(all, r.Series...)
+		warnings = appendUnique(warnings, r.Warnings)
+		infos = appendUnique(infos, r.Infos)
 	}
 	// A stable sort keeps equal-labelled series in argument order, so that
 	// their points concatenate oldest argument first.
@@ -62,7 +74,17 @@ func Merge(responses ...Response) Response {
 		}
 		i = j
 	}
-	return Response{Series: out}
+	return Response{Series: out, Warnings: warnings, Infos: infos}
+}
+
+// appendUnique appends the strings of add that dst does not hold yet.
+func appendUnique(dst, add []string) []string {
+	for _, s := range add {
+		if !slices.Contains(dst, s) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
 }
 
 // canonicalPoints sorts pts by time in place and keeps the last of the
@@ -93,5 +115,5 @@ func trim(r Response, start, end int64) Response {
 			out = append(out, Series{Labels: s.Labels, Points: s.Points[lo:hi]})
 		}
 	}
-	return Response{Series: out}
+	return Response{Series: out, Warnings: r.Warnings, Infos: r.Infos}
 }

@@ -13,6 +13,38 @@ import (
 	"github.com/stratametrics/strata/storegw/cache"
 )
 
+// CacheOutcome says how the results cache served a request.
+type CacheOutcome int
+
+// The outcomes of ResultsCache.Fetch.
+const (
+	// CacheBypass: the request was not cacheable (inside the freshness
+	// window, @ start() or @ end(), or a query that does not parse) and was
+	// fetched as it is.
+	CacheBypass CacheOutcome = iota
+	// CacheMiss: nothing usable was cached; the request was fetched.
+	CacheMiss
+	// CachePartial: part of the request came from the cache and the rest was
+	// fetched.
+	CachePartial
+	// CacheHit: the request was answered from the cache alone.
+	CacheHit
+)
+
+// String returns the outcome's name as metrics and response info show it.
+func (o CacheOutcome) String() string {
+	switch o {
+	case CacheMiss:
+		return "miss"
+	case CachePartial:
+		return "partial"
+	case CacheHit:
+		return "hit"
+	default:
+		return "bypass"
+	}
+}
+
 // FetchFunc runs a range query downstream, normally on a querier. It is
 // called with aligned requests and must return the points of the query at
 // exactly the request's evaluation times.
@@ -65,18 +97,19 @@ func NewResultsCache(c cache.Cache, interval, freshness time.Duration, p parser.
 //     the request's range) bypass the cache.
 //
 // A cached value that does not decode is a miss. Errors from fetch are
-// returned as they are, and nothing is stored.
-func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetch FetchFunc) (Response, error) {
+// returned as they are, and nothing is stored; neither is anything when a
+// fetched response has warnings, which may mean that it is partial.
+func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetch FetchFunc) (Response, CacheOutcome, error) {
 	step, err := r.validate()
 	if err != nil {
-		return Response{}, err
+		return Response{}, CacheBypass, err
 	}
 	if !r.aligned(step) {
-		return Response{}, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
+		return Response{}, CacheBypass, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
 	}
 	split := splitStart(r.Start, c.interval)
 	if splitStart(r.End, c.interval) != split {
-		return Response{}, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
+		return Response{}, CacheBypass, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
 	}
 	// The last evaluation time that may be stored: strictly before
 	// now-freshness.
@@ -85,9 +118,9 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 	if !ok || r.Start > lastCacheable {
 		resp, err := fetch(ctx, r)
 		if err != nil {
-			return Response{}, err
+			return Response{}, CacheBypass, err
 		}
-		return trim(Merge(resp), r.Start, r.End), nil
+		return trim(Merge(resp), r.Start, r.End), CacheBypass, nil
 	}
 
 	want := Extent{Start: r.Start, End: min(r.End, lastCacheable)}
@@ -97,11 +130,13 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 		hit = false
 	}
 	var (
-		ranges [][2]int64
-		merged []Response
-		stored Extent
+		ranges  [][2]int64
+		merged  []Response
+		stored  Extent
+		outcome = CacheMiss
 	)
 	if hit {
+		outcome = CacheHit
 		merged = append(merged, old.Response)
 		stored = Extent{Start: min(old.Start, want.Start), End: max(old.End, want.End)}
 		if r.Start < old.Start {
@@ -112,6 +147,9 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 			// any, so that it takes one downstream query, not two.
 			ranges = append(ranges, [2]int64{max(old.End+step, r.Start), r.End})
 		}
+		if len(ranges) > 0 {
+			outcome = CachePartial
+		}
 	} else {
 		stored = want
 		ranges = append(ranges, [2]int64{r.Start, r.End})
@@ -121,18 +159,18 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 		sub.Start, sub.End = rg[0], rg[1]
 		resp, err := fetch(ctx, sub)
 		if err != nil {
-			return Response{}, err
+			return Response{}, outcome, err
 		}
 		// Only the points of the requested range are trusted, so that a
 		// downstream that returns extra points cannot widen the extent.
 		merged = append(merged, trim(Merge(resp), sub.Start, sub.End))
 	}
 	all := Merge(merged...)
-	if !hit || stored.Start != old.Start || stored.End != old.End {
+	if len(all.Warnings) == 0 && (!hit || stored.Start != old.Start || stored.End != old.End) {
 		stored.Response = trim(all, stored.Start, stored.End)
 		c.cache.Set(key, EncodeExtent(stored))
 	}
-	return trim(all, r.Start, r.End), nil
+	return trim(all, r.Start, r.End), outcome, nil
 }
 
 // lookup returns the extent cached under key if it decodes and fits the
@@ -153,7 +191,7 @@ func (c *ResultsCache) lookup(key string, step, split int64) (Extent, bool) {
 }
 
 // key returns the cache key of r, or false if r must not be cached. The
-// key hashes the tenant, the query as the PromQL parser prints it (so that
+// key hashes the tenant, the options, the query as the PromQL parser prints it (so that
 // spacing and quoting do not split the cache), the step, the split interval
 // and the split's start. Every field is length-prefixed, so no two distinct
 // tuples hash the same input.
@@ -166,6 +204,7 @@ func (c *ResultsCache) key(r Request, step, split int64) (string, bool) {
 	h := sha256.New()
 	var b []byte
 	b = appendString(b, r.Tenant)
+	b = appendString(b, r.Options)
 	b = appendString(b, query)
 	b = binary.AppendVarint(b, step)
 	b = binary.AppendVarint(b, c.interval)

@@ -12,19 +12,22 @@ import (
 	"github.com/stratametrics/strata/storegw/cache"
 )
 
-// downstream is a fake querier: it answers any request with data that is a
+// fakeDownstream is a fake querier: it answers any request with data that is a
 // function of tenant and time, and records the ranges it was asked for.
-type downstream struct {
-	calls [][2]int64
-	err   error
+type fakeDownstream struct {
+	calls    [][2]int64
+	err      error
+	warnings []string
 }
 
-func (d *downstream) fetch(_ context.Context, r Request) (Response, error) {
+func (d *fakeDownstream) fetch(_ context.Context, r Request) (Response, error) {
 	d.calls = append(d.calls, [2]int64{r.Start, r.End})
 	if d.err != nil {
 		return Response{}, d.err
 	}
-	return answer(r), nil
+	resp := answer(r)
+	resp.Warnings = d.warnings
+	return resp, nil
 }
 
 // answer is the correct result of r: job="a" at every point, job="b" at
@@ -73,14 +76,14 @@ func newTestCache(t *testing.T) (*ResultsCache, cache.Cache) {
 // calls it took.
 func query(t *testing.T, rc *ResultsCache, r Request, now time.Time) [][2]int64 {
 	t.Helper()
-	d := &downstream{}
+	d := &fakeDownstream{}
 	a, err := Align(r)
 	require.NoError(t, err)
 	subs, err := Split(a, day)
 	require.NoError(t, err)
 	var parts []Response
 	for _, sub := range subs {
-		resp, err := rc.Fetch(context.Background(), sub, now, d.fetch)
+		resp, _, err := rc.Fetch(context.Background(), sub, now, d.fetch)
 		require.NoError(t, err)
 		parts = append(parts, resp)
 	}
@@ -194,6 +197,14 @@ func TestResultsCacheKeys(t *testing.T) {
 	require.NotEqual(t, base, key("a", `up{job="y"}`, time.Minute, 0), "query")
 	require.NotEqual(t, base, key("a", `up{job="x"}`, time.Second, 0), "step")
 	require.NotEqual(t, base, key("a", `up{job="x"}`, time.Minute, day.Milliseconds()), "split")
+	k, ok := rc.key(Request{Query: `up{job="x"}`, Tenant: "a", Step: time.Minute, Options: "dedup=false"}, time.Minute.Milliseconds(), 0)
+	require.True(t, ok)
+	require.NotEqual(t, base, k, "options")
+	// Length prefixes keep fields apart: moving bytes between tenant and
+	// options changes the key.
+	k2, ok := rc.key(Request{Query: `up{job="x"}`, Tenant: "adedup=false", Step: time.Minute}, time.Minute.Milliseconds(), 0)
+	require.True(t, ok)
+	require.NotEqual(t, k, k2, "field boundaries")
 	// Spelling that the parser normalizes away shares the key.
 	require.Equal(t, base, key("a", `up{ job = 'x' }`, time.Minute, 0))
 	require.Equal(t, base, key("a", "up{job=\"x\"} # comment", time.Minute, 0))
@@ -235,8 +246,8 @@ func TestResultsCacheBypassedQueries(t *testing.T) {
 	}
 	t.Run("does not parse", func(t *testing.T) {
 		rc, _ := newTestCache(t)
-		d := &downstream{err: errors.New("bad query")}
-		_, err := rc.Fetch(context.Background(), req("up{", at(5, 0, 0), at(5, 6, 0)), now, d.fetch)
+		d := &fakeDownstream{err: errors.New("bad query")}
+		_, _, err := rc.Fetch(context.Background(), req("up{", at(5, 0, 0), at(5, 6, 0)), now, d.fetch)
 		require.ErrorIs(t, err, d.err)
 		require.Len(t, d.calls, 1)
 	})
@@ -245,8 +256,8 @@ func TestResultsCacheBypassedQueries(t *testing.T) {
 func TestResultsCacheFetchErrorStoresNothing(t *testing.T) {
 	rc, c := newTestCache(t)
 	r := req("up", at(5, 0, 0), at(5, 6, 0))
-	d := &downstream{err: errors.New("querier down")}
-	_, err := rc.Fetch(context.Background(), r, now, d.fetch)
+	d := &fakeDownstream{err: errors.New("querier down")}
+	_, _, err := rc.Fetch(context.Background(), r, now, d.fetch)
 	require.ErrorIs(t, err, d.err)
 	_, ok := cached(t, rc, c, r)
 	require.False(t, ok)
@@ -264,12 +275,64 @@ func TestResultsCacheRejects(t *testing.T) {
 		{name: "bad step", r: Request{Query: "up", Start: 0, End: 0}, err: ErrInvalidStep},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &downstream{}
-			_, err := rc.Fetch(context.Background(), tc.r, now, d.fetch)
+			d := &fakeDownstream{}
+			_, _, err := rc.Fetch(context.Background(), tc.r, now, d.fetch)
 			require.ErrorIs(t, err, tc.err)
 			require.Empty(t, d.calls)
 		})
 	}
 	_, err := NewResultsCache(cache.NewLRU("x", 1<<20, 0, nil), 0, freshness, nil)
 	require.ErrorIs(t, err, ErrInvalidInterval)
+}
+
+func TestResultsCacheOutcomes(t *testing.T) {
+	rc, _ := newTestCache(t)
+	fetch := func(r Request) CacheOutcome {
+		t.Helper()
+		d := &fakeDownstream{}
+		resp, outcome, err := rc.Fetch(context.Background(), r, now, d.fetch)
+		require.NoError(t, err)
+		require.Equal(t, answer(r), resp)
+		return outcome
+	}
+	require.Equal(t, CacheMiss, fetch(req("up", at(5, 6, 0), at(5, 8, 0))))
+	require.Equal(t, CacheHit, fetch(req("up", at(5, 6, 0), at(5, 8, 0))))
+	require.Equal(t, CacheHit, fetch(req("up", at(5, 7, 0), at(5, 7, 30))))
+	require.Equal(t, CachePartial, fetch(req("up", at(5, 5, 0), at(5, 8, 0))))
+	require.Equal(t, CacheHit, fetch(req("up", at(5, 5, 0), at(5, 8, 0))))
+	// Inside the freshness window, or never cacheable.
+	require.Equal(t, CacheBypass, fetch(req("up", now.UnixMilli()-time.Minute.Milliseconds(), now.UnixMilli())))
+	require.Equal(t, CacheBypass, fetch(req("up @ end()", at(5, 6, 0), at(5, 8, 0))))
+	for o, name := range map[CacheOutcome]string{CacheBypass: "bypass", CacheMiss: "miss", CachePartial: "partial", CacheHit: "hit"} {
+		require.Equal(t, name, o.String())
+	}
+}
+
+func TestResultsCacheWarningsAreNotCached(t *testing.T) {
+	rc, c := newTestCache(t)
+	r := req("up", at(5, 0, 0), at(5, 6, 0))
+	d := &fakeDownstream{warnings: []string{"store 10.0.0.1:10901 unavailable: partial response"}}
+	resp, outcome, err := rc.Fetch(context.Background(), r, now, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, CacheMiss, outcome)
+	require.Equal(t, d.warnings, resp.Warnings)
+	_, ok := cached(t, rc, c, r)
+	require.False(t, ok, "a response with warnings may be partial and must not be cached")
+
+	// The next answer has no warnings and is cached; a later partial-hit
+	// extension that warns leaves the stored extent as it was.
+	d.warnings = nil
+	_, _, err = rc.Fetch(context.Background(), r, now, d.fetch)
+	require.NoError(t, err)
+	before, ok := cached(t, rc, c, r)
+	require.True(t, ok)
+	d.warnings = []string{"partial"}
+	wider := req("up", at(5, 0, 0), at(5, 9, 0))
+	resp, outcome, err = rc.Fetch(context.Background(), wider, now, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, CachePartial, outcome)
+	require.Equal(t, []string{"partial"}, resp.Warnings)
+	after, ok := cached(t, rc, c, r)
+	require.True(t, ok)
+	require.Equal(t, before, after)
 }

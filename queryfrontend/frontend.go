@@ -1,0 +1,411 @@
+package queryfrontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/stratametrics/strata/storegw/cache"
+)
+
+// maxPointsPerSeries is the queriers' bound on the points of a range query
+// per series. The frontend passes larger queries through unsplit, so that
+// they get the querier's own error rather than being answered in pieces.
+const maxPointsPerSeries = 11000
+
+// Config configures a Frontend.
+type Config struct {
+	// Downstreams are the base URLs of the queriers, e.g.
+	// http://querier:10902. Requests go to them in turn.
+	Downstreams []*url.URL
+	// Transport is the transport to the queriers; nil means a default one.
+	Transport http.RoundTripper
+	// DownstreamTimeout bounds each request to a querier; 0 means none
+	// beyond the client's own.
+	DownstreamTimeout time.Duration
+	// MaxRetries is how many times a request is sent again, to the next
+	// querier, when one cannot be reached or answers 502, 503 or 504.
+	MaxRetries int
+	// SplitInterval cuts range queries at multiples of it since the epoch
+	// (UTC midnights for 24h); 0 disables splitting, and with it caching.
+	SplitInterval time.Duration
+	// AlignRangeWithStep snaps start and end to multiples of the step, so
+	// that results are cacheable.
+	AlignRangeWithStep bool
+	// MaxParallelism bounds the requests one range query has in flight.
+	MaxParallelism int
+	// Cache holds the results cache's extents; nil disables it. Caching
+	// needs AlignRangeWithStep and a SplitInterval.
+	Cache cache.Cache
+	// CacheFreshness keeps results newer than now-CacheFreshness out of the
+	// cache.
+	CacheFreshness time.Duration
+	// Shards runs shardable aggregations as this many queries over disjoint
+	// sets of series in parallel; below 2 disables sharding.
+	Shards int
+	// SlowQueryThreshold logs every request that takes longer; 0 disables
+	// the log.
+	SlowQueryThreshold time.Duration
+	// TenantHeader names the header that carries the tenant, and
+	// DefaultTenant is the tenant of requests without it. Cache keys hold
+	// the tenant and a hash of the Authorization header.
+	TenantHeader  string
+	DefaultTenant string
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Frontend is an http.Handler for the Prometheus HTTP API in front of
+// queriers. It answers /api/v1/query_range itself, by aligning, splitting,
+// caching and sharding, and passes every other request through.
+type Frontend struct {
+	cfg    Config
+	down   *downstream
+	cache  *ResultsCache
+	parser parser.Parser
+	sem    chan struct{}
+	m      *metrics
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a Frontend for cfg.
+func New(cfg Config) (*Frontend, error) {
+	if len(cfg.Downstreams) == 0 {
+		return nil, errors.New("no downstream querier")
+	}
+	if cfg.MaxParallelism <= 0 {
+		cfg.MaxParallelism = 14
+	}
+	if cfg.MaxRetries < 0 {
+		return nil, fmt.Errorf("max retries %d is negative", cfg.MaxRetries)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := parser.NewParser(parser.Options{})
+	f := &Frontend{
+		cfg:    cfg,
+		parser: p,
+		sem:    make(chan struct{}, cfg.MaxParallelism),
+		m:      newMetrics(cfg.Registerer),
+		logger: cfg.Logger,
+		now:    cfg.Now,
+	}
+	f.down = &downstream{urls: cfg.Downstreams, client: newHTTPClient(cfg.Transport, cfg.DownstreamTimeout), retries: cfg.MaxRetries, m: f.m}
+	if cfg.Cache != nil {
+		if cfg.SplitInterval <= 0 || !cfg.AlignRangeWithStep {
+			return nil, errors.New("the results cache needs a split interval and step alignment")
+		}
+		rc, err := NewResultsCache(cfg.Cache, cfg.SplitInterval, cfg.CacheFreshness, p)
+		if err != nil {
+			return nil, err
+		}
+		f.cache = rc
+	}
+	return f, nil
+}
+
+// ServeHTTP answers range queries and passes everything else through.
+func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.URL.Path == "/api/v1/query_range" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
+		if err := r.ParseForm(); err == nil {
+			if req, ok := f.rangeRequest(r); ok {
+				f.serveRange(w, r, req, start)
+				return
+			}
+		}
+		// Rebuild the body ParseForm consumed.
+		if r.Method == http.MethodPost {
+			r.Body = http.NoBody
+			r.URL.RawQuery = r.Form.Encode()
+			r.Method = http.MethodGet
+		}
+	}
+	f.m.proxied.Inc()
+	f.down.proxy(w, r)
+	f.logIfSlow(r, start, "proxied", r.URL.Path)
+}
+
+// rangeRequest reads a range query the frontend can split, or false if the
+// request must go to a querier as it is: a parameter the frontend cannot
+// read (the querier gives the precise error), per-step statistics, which
+// split answers cannot merge, or more points than the queriers allow.
+func (f *Frontend) rangeRequest(r *http.Request) (Request, bool) {
+	if r.Form.Get("stats") != "" || r.Form.Get("query") == "" {
+		return Request{}, false
+	}
+	start, ok1 := parseTime(r.Form.Get("start"))
+	end, ok2 := parseTime(r.Form.Get("end"))
+	step, ok3 := parseStep(r.Form.Get("step"))
+	if !ok1 || !ok2 || !ok3 || end < start || (end-start)/step.Milliseconds() > maxPointsPerSeries {
+		return Request{}, false
+	}
+	if _, err := f.parser.ParseExpr(r.Form.Get("query")); err != nil {
+		return Request{}, false
+	}
+	return Request{
+		Query:   r.Form.Get("query"),
+		Start:   start,
+		End:     end,
+		Step:    step,
+		Tenant:  f.tenantKey(r),
+		Options: formKey(r.Form, "query", "start", "end", "step", "timeout"),
+	}, true
+}
+
+// tenantKey is the tenant part of r's cache keys: the tenant header (or the
+// default tenant) and a hash of the credential, so that requests only share
+// results with requests that present the same credential.
+func (f *Frontend) tenantKey(r *http.Request) string {
+	tenant := ""
+	if f.cfg.TenantHeader != "" {
+		tenant = r.Header.Get(f.cfg.TenantHeader)
+	}
+	if tenant == "" {
+		tenant = f.cfg.DefaultTenant
+	}
+	b := appendString(nil, tenant)
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		b = appendString(b, auth)
+	}
+	return string(b)
+}
+
+// rangeStats describes how a range query was answered, for the response
+// headers, the metrics and the slow-query log.
+type rangeStats struct {
+	mu       sync.Mutex
+	splits   int
+	outcomes [CacheHit + 1]int
+	shards   int
+}
+
+func (s *rangeStats) add(o CacheOutcome, shards int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outcomes[o]++
+	s.shards = max(s.shards, shards)
+}
+
+func (s *rangeStats) String() string {
+	return fmt.Sprintf("splits=%d hit=%d partial=%d miss=%d bypass=%d", s.splits,
+		s.outcomes[CacheHit], s.outcomes[CachePartial], s.outcomes[CacheMiss], s.outcomes[CacheBypass])
+}
+
+// serveRange answers a range query from its splits.
+func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Request, start time.Time) {
+	ctx := r.Context()
+	if to := r.Form.Get("timeout"); to != "" {
+		if d, ok := parseStep(to); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
+	orig := req
+	var err error
+	if f.cfg.AlignRangeWithStep {
+		if req, err = Align(req); err != nil {
+			f.m.proxied.Inc()
+			f.down.proxy(w, r)
+			return
+		}
+	}
+	subs := []Request{req}
+	if f.cfg.SplitInterval > 0 && f.cfg.AlignRangeWithStep {
+		if subs, err = Split(req, f.cfg.SplitInterval); err != nil {
+			f.m.proxied.Inc()
+			f.down.proxy(w, r)
+			return
+		}
+	}
+	stats := &rangeStats{splits: len(subs)}
+	f.m.splits.Add(float64(len(subs)))
+
+	parts := make([]Response, len(subs))
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	now := f.now()
+	for i, sub := range subs {
+		wg.Go(func() {
+			fetch := func(ctx context.Context, q Request) (Response, error) {
+				return f.fetch(ctx, r, q, stats)
+			}
+			if f.cache == nil {
+				parts[i], errs[i] = fetch(ctx, sub)
+				stats.add(CacheBypass, 0)
+				return
+			}
+			var o CacheOutcome
+			parts[i], o, errs[i] = f.cache.Fetch(ctx, sub, now, fetch)
+			stats.add(o, 0)
+		})
+	}
+	wg.Wait()
+	for o, n := range stats.outcomes {
+		if f.cache != nil && n > 0 {
+			f.m.cache.WithLabelValues(CacheOutcome(o).String()).Add(float64(n))
+		}
+	}
+	code := http.StatusOK
+	defer func() {
+		f.m.queries.WithLabelValues(strconv.Itoa(code)).Inc()
+		f.m.duration.Observe(time.Since(start).Seconds())
+		f.logIfSlow(r, start, "range", orig.Query, "start", time.UnixMilli(orig.Start).UTC(), "end", time.UnixMilli(orig.End).UTC(), "step", orig.Step, "code", code, "stats", stats.String())
+	}()
+	if err := errors.Join(errs...); err != nil {
+		code = writeFetchError(w, errs)
+		return
+	}
+	resp := trim(Merge(parts...), orig.Start, orig.End)
+	if f.cache != nil {
+		if ce, ok := f.cfg.Cache.(interface{ LastError() error }); ok {
+			if err := ce.LastError(); err != nil {
+				f.m.cacheSkipped.Inc()
+				resp.Warnings = append(resp.Warnings, fmt.Sprintf("results cache unavailable, answered without it: %v", err))
+			}
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Strata-Results-Cache", stats.String())
+	if stats.shards > 0 {
+		h.Set("X-Strata-Query-Shards", strconv.Itoa(stats.shards))
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(appendMatrix(nil, resp))
+}
+
+// fetch runs one split of a range query on the queriers, in shards when
+// the query allows it.
+func (f *Frontend) fetch(ctx context.Context, r *http.Request, q Request, _ *rangeStats) (Response, error) {
+	return f.fetchOne(ctx, r, q, nil)
+}
+
+// fetchOne runs q on a querier, with r's other parameters and headers and
+// extra parameters added, holding one of the frontend's parallelism slots.
+func (f *Frontend) fetchOne(ctx context.Context, r *http.Request, q Request, extra url.Values) (Response, error) {
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Response{}, ctx.Err()
+	}
+	defer func() { <-f.sem }()
+	form := url.Values{}
+	for k, vv := range r.Form {
+		form[k] = vv
+	}
+	form.Set("start", formatMillis(q.Start))
+	form.Set("end", formatMillis(q.End))
+	form.Set("step", strconv.FormatFloat(q.Step.Seconds(), 'f', -1, 64))
+	for k, vv := range extra {
+		form[k] = vv
+	}
+	return f.down.queryRange(ctx, form, r.Header)
+}
+
+// writeFetchError answers the first error among errs and returns the status
+// code: a querier's own answer is passed on as it is, anything else is 503.
+func writeFetchError(w http.ResponseWriter, errs []error) int {
+	var de *downstreamError
+	for _, err := range errs {
+		if errors.As(err, &de) {
+			copyHeader(w.Header(), de.header)
+			w.Header().Del("Content-Length")
+			w.WriteHeader(de.status)
+			_, _ = w.Write(de.body)
+			return de.status
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			writeUnavailable(w, err)
+			if errors.Is(err, context.Canceled) {
+				return 499
+			}
+			return http.StatusServiceUnavailable
+		}
+	}
+	return http.StatusOK
+}
+
+// logIfSlow logs a request that took longer than the slow-query threshold.
+func (f *Frontend) logIfSlow(r *http.Request, start time.Time, kind, query string, attrs ...any) {
+	took := time.Since(start)
+	if f.cfg.SlowQueryThreshold <= 0 || took <= f.cfg.SlowQueryThreshold {
+		return
+	}
+	if kind == "proxied" {
+		query = r.FormValue("query")
+		attrs = append(attrs, "path", r.URL.Path)
+	}
+	f.m.slow.Inc()
+	tenant := f.cfg.DefaultTenant
+	if f.cfg.TenantHeader != "" && r.Header.Get(f.cfg.TenantHeader) != "" {
+		tenant = r.Header.Get(f.cfg.TenantHeader)
+	}
+	f.logger.Warn("slow query", append([]any{"kind", kind, "query", query, "tenant", tenant, "duration", took, "threshold", f.cfg.SlowQueryThreshold, "remote", r.RemoteAddr}, attrs...)...)
+}
+
+// parseTime reads a time parameter as the Prometheus API does (Unix seconds
+// with a fraction, or RFC 3339) into Unix milliseconds.
+func parseTime(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	if v, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e13 {
+			return 0, false
+		}
+		sec, frac := math.Modf(v)
+		return int64(sec)*1000 + int64(math.Round(frac*1000)), true
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixMilli(), true
+}
+
+// parseStep reads a step as float seconds or a Prometheus duration; the
+// frontend handles whole, positive milliseconds only.
+func parseStep(s string) (time.Duration, bool) {
+	var d time.Duration
+	if v, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(v) || v <= 0 || v > 1e9 {
+			return 0, false
+		}
+		d = time.Duration(math.Round(v * float64(time.Second)))
+	} else if md, err := model.ParseDuration(s); err == nil {
+		d = time.Duration(md)
+	} else {
+		return 0, false
+	}
+	if d <= 0 || d%time.Millisecond != 0 {
+		return 0, false
+	}
+	return d, true
+}
+
+// formatMillis formats Unix milliseconds as the API's Unix seconds.
+func formatMillis(t int64) string {
+	return string(appendTime(nil, t))
+}
