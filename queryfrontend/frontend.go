@@ -41,12 +41,14 @@ type Config struct {
 	// (UTC midnights for 24h); 0 disables splitting, and with it caching.
 	SplitInterval time.Duration
 	// AlignRangeWithStep snaps start and end to multiples of the step, so
-	// that results are cacheable.
+	// that requests from clients that do not align share cached results.
+	// It moves the evaluation times of such requests; without it, the
+	// answer's points are exactly the querier's.
 	AlignRangeWithStep bool
 	// MaxParallelism bounds the requests one range query has in flight.
 	MaxParallelism int
 	// Cache holds the results cache's extents; nil disables it. Caching
-	// needs AlignRangeWithStep and a SplitInterval.
+	// needs a SplitInterval.
 	Cache cache.Cache
 	// CacheFreshness keeps results newer than now-CacheFreshness out of the
 	// cache.
@@ -110,8 +112,8 @@ func New(cfg Config) (*Frontend, error) {
 	}
 	f.down = &downstream{urls: cfg.Downstreams, client: newHTTPClient(cfg.Transport, cfg.DownstreamTimeout), retries: cfg.MaxRetries, m: f.m}
 	if cfg.Cache != nil {
-		if cfg.SplitInterval <= 0 || !cfg.AlignRangeWithStep {
-			return nil, errors.New("the results cache needs a split interval and step alignment")
+		if cfg.SplitInterval <= 0 {
+			return nil, errors.New("the results cache needs a split interval")
 		}
 		rc, err := NewResultsCache(cfg.Cache, cfg.SplitInterval, cfg.CacheFreshness, p)
 		if err != nil {
@@ -127,8 +129,8 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.URL.Path == "/api/v1/query_range" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
 		if err := r.ParseForm(); err == nil {
-			if req, ok := f.rangeRequest(r); ok {
-				f.serveRange(w, r, req, start)
+			if req, whole, ok := f.rangeRequest(r); ok {
+				f.serveRange(w, r, req, whole, start)
 				return
 			}
 		}
@@ -144,22 +146,25 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.logIfSlow(r, start, "proxied", r.URL.Path)
 }
 
-// rangeRequest reads a range query the frontend can split, or false if the
+// rangeRequest reads a range query the frontend can handle, or false if the
 // request must go to a querier as it is: a parameter the frontend cannot
 // read (the querier gives the precise error), per-step statistics, which
-// split answers cannot merge, or more points than the queriers allow.
-func (f *Frontend) rangeRequest(r *http.Request) (Request, bool) {
+// split answers cannot merge, or more points than the queriers allow. whole
+// is true for a query that must not be split: @ start() and @ end() refer to
+// the range of the request the querier gets.
+func (f *Frontend) rangeRequest(r *http.Request) (req Request, whole, ok bool) {
 	if r.Form.Get("stats") != "" || r.Form.Get("query") == "" {
-		return Request{}, false
+		return Request{}, false, false
 	}
 	start, ok1 := parseTime(r.Form.Get("start"))
 	end, ok2 := parseTime(r.Form.Get("end"))
 	step, ok3 := parseStep(r.Form.Get("step"))
 	if !ok1 || !ok2 || !ok3 || end < start || (end-start)/step.Milliseconds() > maxPointsPerSeries {
-		return Request{}, false
+		return Request{}, false, false
 	}
-	if _, err := f.parser.ParseExpr(r.Form.Get("query")); err != nil {
-		return Request{}, false
+	expr, err := f.parser.ParseExpr(r.Form.Get("query"))
+	if err != nil {
+		return Request{}, false, false
 	}
 	return Request{
 		Query:   r.Form.Get("query"),
@@ -168,7 +173,7 @@ func (f *Frontend) rangeRequest(r *http.Request) (Request, bool) {
 		Step:    step,
 		Tenant:  f.tenantKey(r),
 		Options: formKey(r.Form, "query", "start", "end", "step", "timeout"),
-	}, true
+	}, usesStartOrEnd(expr), true
 }
 
 // tenantKey is the tenant part of r's cache keys: the tenant header (or the
@@ -211,7 +216,7 @@ func (s *rangeStats) String() string {
 }
 
 // serveRange answers a range query from its splits.
-func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Request, start time.Time) {
+func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Request, whole bool, start time.Time) {
 	ctx := r.Context()
 	if to := r.Form.Get("timeout"); to != "" {
 		if d, ok := parseStep(to); ok {
@@ -223,19 +228,22 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Reques
 	orig := req
 	var err error
 	if f.cfg.AlignRangeWithStep {
-		if req, err = Align(req); err != nil {
-			f.m.proxied.Inc()
-			f.down.proxy(w, r)
-			return
-		}
+		req, err = Align(req)
+	}
+	if err == nil {
+		req, err = Trunc(req)
 	}
 	subs := []Request{req}
-	if f.cfg.SplitInterval > 0 && f.cfg.AlignRangeWithStep {
-		if subs, err = Split(req, f.cfg.SplitInterval); err != nil {
-			f.m.proxied.Inc()
-			f.down.proxy(w, r)
-			return
-		}
+	if err == nil && f.cfg.SplitInterval > 0 && !whole {
+		subs, err = Split(req, f.cfg.SplitInterval)
+	}
+	if err != nil {
+		// rangeRequest checked the step and the range; this is a bug, and
+		// the querier can still answer.
+		f.logger.Error("range query not split", "query", req.Query, "err", err)
+		f.m.proxied.Inc()
+		f.down.proxy(w, r)
+		return
 	}
 	stats := &rangeStats{splits: len(subs)}
 	f.m.splits.Add(float64(len(subs)))
@@ -249,7 +257,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Reques
 			fetch := func(ctx context.Context, q Request) (Response, error) {
 				return f.fetch(ctx, r, q, stats)
 			}
-			if f.cache == nil {
+			if f.cache == nil || whole {
 				parts[i], errs[i] = fetch(ctx, sub)
 				stats.add(CacheBypass, 0)
 				return

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,6 +187,37 @@ func TestFrontendAlignsWithStepAndKeepsTheRequestedRange(t *testing.T) {
 	require.Len(t, reqs, 1)
 	require.Equal(t, formatMillis(at(5, 6, 0)), reqs[0].Get("start"), "start snapped down to the step")
 	require.Equal(t, formatMillis(at(5, 8, 0)), reqs[0].Get("end"), "end snapped up to the step")
+}
+
+func TestFrontendKeepsUnalignedEvaluationTimes(t *testing.T) {
+	fx := newFrontendFixture(t, 1, func(c *Config) { c.AlignRangeWithStep = false })
+	// 23:00:30 to 01:00:10 the next day at 1m: points at 30s past each
+	// minute, the last at 00:59:30, split at midnight.
+	start, end := at(5, 23, 0)+30_000, at(6, 1, 0)+10_000
+	want := answer(Request{Start: start, End: at(6, 0, 59) + 30_000, Step: time.Minute})
+	for range 2 {
+		require.Equal(t, want, decodeBody(t, fx.get(t, "/api/v1/query_range", rangeParams("up", start, end, time.Minute), nil)))
+	}
+	reqs := fx.queries[0].rangeRequests()
+	require.Len(t, reqs, 2, "two splits once; the second query is served from the cache")
+	slices.SortFunc(reqs, func(a, b url.Values) int { return strings.Compare(a.Get("start"), b.Get("start")) })
+	require.Equal(t, formatMillis(start), reqs[0].Get("start"))
+	require.Equal(t, formatMillis(at(5, 23, 59)+30_000), reqs[0].Get("end"))
+	require.Equal(t, formatMillis(at(6, 0, 0)+30_000), reqs[1].Get("start"))
+}
+
+func TestFrontendDoesNotSplitStartOrEnd(t *testing.T) {
+	fx := newFrontendFixture(t, 1, nil)
+	for _, q := range []string{"up @ end()", "max_over_time(up[1h:1m] @ start())"} {
+		fx.queries[0].reset()
+		w := fx.get(t, "/api/v1/query_range", rangeParams(q, at(5, 6, 0), at(7, 6, 0), time.Hour), nil)
+		decodeBody(t, w)
+		reqs := fx.queries[0].rangeRequests()
+		require.Len(t, reqs, 1, "%s refers to the whole range: one request", q)
+		require.Equal(t, formatMillis(at(5, 6, 0)), reqs[0].Get("start"))
+		require.Equal(t, formatMillis(at(7, 6, 0)), reqs[0].Get("end"))
+		require.Equal(t, "splits=1 hit=0 partial=0 miss=0 bypass=1", w.Header().Get("X-Strata-Results-Cache"))
+	}
 }
 
 func TestFrontendRetriesOnAnotherQuerier(t *testing.T) {

@@ -16,8 +16,9 @@ var (
 	ErrInvalidInterval = errors.New("split interval must be a positive whole number of milliseconds")
 	// ErrInvalidRange is returned for a request whose end is before its start.
 	ErrInvalidRange = errors.New("end is before start")
-	// ErrNotAligned is returned when a request that must be aligned is not.
-	ErrNotAligned = errors.New("request is not step-aligned")
+	// ErrNotAligned is returned for a request whose end is not one of its
+	// evaluation times: Start plus a whole number of steps.
+	ErrNotAligned = errors.New("request's end is not on its step grid")
 	// ErrSpansSplits is returned when a request given to the results cache
 	// covers more than one split interval.
 	ErrSpansSplits = errors.New("request spans more than one split interval")
@@ -62,9 +63,33 @@ func (r Request) validate() (int64, error) {
 	return step, nil
 }
 
-// aligned reports whether r's start and end are multiples of its step.
+// aligned reports whether r's end is an evaluation time: its start plus a
+// whole number of steps.
 func (r Request) aligned(step int64) bool {
-	return floorTo(r.Start, step) == r.Start && floorTo(r.End, step) == r.End
+	return (r.End-r.Start)%step == 0
+}
+
+// phase returns where r's evaluation times fall within a step: r.Start
+// modulo the step, in [0, step). Requests with equal step and phase evaluate
+// the same points where their ranges overlap.
+func (r Request) phase(step int64) int64 {
+	return r.Start - floorTo(r.Start, step)
+}
+
+// floorOnGrid returns the largest t' <= t with t' = phase + n*step.
+func floorOnGrid(t, step, phase int64) int64 {
+	return phase + floorTo(t-phase, step)
+}
+
+// Trunc returns r with End moved back to its last evaluation time, which
+// does not change the result: the points are Start + n*Step up to End.
+func Trunc(r Request) (Request, error) {
+	step, err := r.validate()
+	if err != nil {
+		return Request{}, err
+	}
+	r.End = r.Start + floorTo(r.End-r.Start, step)
+	return r, nil
 }
 
 // Align returns r with Start snapped down and End snapped up to multiples of
@@ -81,10 +106,11 @@ func Align(r Request) (Request, error) {
 	return r, nil
 }
 
-// Split cuts an aligned request at every multiple of interval since the Unix
-// epoch (UTC midnights for 24h). Sub-request k holds the points of r in
-// [boundary_k, boundary_k+1); its Start and End are its first and last point,
-// so every point of r is in exactly one sub-request. Intervals that hold no
+// Split cuts a request whose end is an evaluation time (see Trunc) at every
+// multiple of interval since the Unix epoch (UTC midnights for 24h).
+// Sub-request k holds the points of r in [boundary_k, boundary_k+1); its
+// Start and End are its first and last point, so every point of r is in
+// exactly one sub-request, and the points do not move. Intervals that hold no
 // point of r (when Step exceeds interval) get no sub-request. The
 // sub-requests are in time order.
 func Split(r Request, interval time.Duration) ([]Request, error) {
@@ -103,7 +129,7 @@ func Split(r Request, interval time.Duration) ([]Request, error) {
 	for p := r.Start; p <= r.End; {
 		// The last point before the next boundary; p itself is a point, and
 		// boundary > p, so last >= p.
-		last := min(r.End, floorTo(floorTo(p, iv)+iv-1, step))
+		last := min(r.End, floorOnGrid(floorTo(p, iv)+iv-1, step, p))
 		sub := r
 		sub.Start, sub.End = p, last
 		subs = append(subs, sub)

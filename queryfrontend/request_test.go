@@ -67,7 +67,7 @@ func TestSplitByUTCDay(t *testing.T) {
 	}, subs)
 }
 
-// points lists the evaluation times of an aligned request.
+// points lists the evaluation times of a request.
 func points(r Request) []int64 {
 	var ts []int64
 	for t := r.Start; t <= r.End; t += r.Step.Milliseconds() {
@@ -121,5 +121,20 @@ func TestAlignSplitProperties(t *testing.T) {
 		// Sub-requests are in order and their point sets are consecutive,
 		// so equality with the aligned points proves no gap and no overlap.
 		require.Equal(t, points(a), got, "case %d", i)
+
+		// Unaligned: Trunc keeps the points, and Split does not move them.
+		tr, err := Trunc(r)
+		require.NoError(t, err)
+		require.Equal(t, points(r), points(tr), "case %d", i)
+		subs, err = Split(tr, time.Duration(iv)*time.Millisecond)
+		require.NoError(t, err, "case %d", i)
+		got = got[:0]
+		for k, s := range subs {
+			if splitStart(s.Start, iv) != splitStart(s.End, iv) || (k > 0 && splitStart(subs[k-1].End, iv) >= splitStart(s.Start, iv)) {
+				t.Fatalf("case %d sub %d: crosses or shares an interval %+v", i, k, s)
+			}
+			got = append(got, points(s)...)
+		}
+		require.Equal(t, points(r), got, "case %d", i)
 	}
 }

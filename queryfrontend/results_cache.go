@@ -46,12 +46,12 @@ func (o CacheOutcome) String() string {
 }
 
 // FetchFunc runs a range query downstream, normally on a querier. It is
-// called with aligned requests and must return the points of the query at
+// called with requests whose end is an evaluation time and must return the points of the query at
 // exactly the request's evaluation times.
 type FetchFunc func(ctx context.Context, r Request) (Response, error)
 
 // ResultsCache caches the results of the sub-requests Split makes, one
-// extent per tenant, query, step and split interval. It is safe for
+// extent per tenant, options, query, step and phase, and split. It is safe for
 // concurrent use if its cache is; two concurrent fetches of one split may
 // both miss and both store, the last store winning, which is harmless
 // because either extent is correct.
@@ -81,8 +81,8 @@ func NewResultsCache(c cache.Cache, interval, freshness time.Duration, p parser.
 	return &ResultsCache{cache: c, parser: p, interval: iv, freshness: freshness.Milliseconds()}, nil
 }
 
-// Fetch returns the result of r, an aligned request within one split
-// interval (as Split makes), using the cache where it can and fetch for the
+// Fetch returns the result of r, a request within one split interval whose
+// end is an evaluation time (as Split makes), using the cache where it can and fetch for the
 // rest:
 //
 //   - A request that ends before the freshness window and lies inside the
@@ -113,7 +113,8 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 	}
 	// The last evaluation time that may be stored: strictly before
 	// now-freshness.
-	lastCacheable := floorTo(now.UnixMilli()-c.freshness-1, step)
+	phase := r.phase(step)
+	lastCacheable := floorOnGrid(now.UnixMilli()-c.freshness-1, step, phase)
 	key, ok := c.key(r, step, split)
 	if !ok || r.Start > lastCacheable {
 		resp, err := fetch(ctx, r)
@@ -124,7 +125,7 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 	}
 
 	want := Extent{Start: r.Start, End: min(r.End, lastCacheable)}
-	old, hit := c.lookup(key, step, split)
+	old, hit := c.lookup(key, step, phase, split)
 	if hit && (old.End+step < want.Start || want.End+step < old.Start) {
 		// Disjoint: extending would mean fetching the gap as well.
 		hit = false
@@ -175,7 +176,7 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 
 // lookup returns the extent cached under key if it decodes and fits the
 // split and step the key stands for.
-func (c *ResultsCache) lookup(key string, step, split int64) (Extent, bool) {
+func (c *ResultsCache) lookup(key string, step, phase, split int64) (Extent, bool) {
 	b, ok := c.cache.Get(key)
 	if !ok {
 		return Extent{}, false
@@ -184,16 +185,17 @@ func (c *ResultsCache) lookup(key string, step, split int64) (Extent, bool) {
 	if err != nil {
 		return Extent{}, false
 	}
-	if e.Start < split || e.End >= split+c.interval || floorTo(e.Start, step) != e.Start || floorTo(e.End, step) != e.End {
+	if e.Start < split || e.End >= split+c.interval || floorOnGrid(e.Start, step, phase) != e.Start || floorOnGrid(e.End, step, phase) != e.End {
 		return Extent{}, false
 	}
 	return e, true
 }
 
 // key returns the cache key of r, or false if r must not be cached. The
-// key hashes the tenant, the options, the query as the PromQL parser prints it (so that
-// spacing and quoting do not split the cache), the step, the split interval
-// and the split's start. Every field is length-prefixed, so no two distinct
+// key hashes the tenant, the options, the query as the PromQL parser prints
+// it (so that spacing and quoting do not split the cache), the step and the
+// phase of the evaluation times within it, the split interval and the
+// split's start. Every field is length-prefixed, so no two distinct
 // tuples hash the same input.
 func (c *ResultsCache) key(r Request, step, split int64) (string, bool) {
 	expr, err := c.parser.ParseExpr(r.Query)
@@ -207,6 +209,7 @@ func (c *ResultsCache) key(r Request, step, split int64) (string, bool) {
 	b = appendString(b, r.Options)
 	b = appendString(b, query)
 	b = binary.AppendVarint(b, step)
+	b = binary.AppendVarint(b, r.phase(step))
 	b = binary.AppendVarint(b, c.interval)
 	b = binary.AppendVarint(b, split)
 	h.Write(b)

@@ -336,3 +336,36 @@ func TestResultsCacheWarningsAreNotCached(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, before, after)
 }
+
+func TestResultsCacheUnalignedRequestsKeepTheirPoints(t *testing.T) {
+	rc, c := newTestCache(t)
+	// Evaluation times at 15s past each minute, as a client that does not
+	// align asks; the cache neither moves nor mixes them with aligned ones.
+	r := req("up", at(5, 6, 0)+15_000, at(5, 8, 0)+15_000)
+	d := &fakeDownstream{}
+	resp, outcome, err := rc.Fetch(context.Background(), r, now, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, CacheMiss, outcome)
+	require.Equal(t, answer(r), resp)
+	resp, outcome, err = rc.Fetch(context.Background(), r, now, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, CacheHit, outcome)
+	require.Equal(t, answer(r), resp)
+	e, ok := cached(t, rc, c, r)
+	require.True(t, ok)
+	require.Equal(t, r.Start, e.Start)
+
+	aligned := req("up", at(5, 6, 0), at(5, 8, 0))
+	_, outcome, err = rc.Fetch(context.Background(), aligned, now, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, CacheMiss, outcome, "another phase has a key of its own")
+	// Extending the unaligned extent keeps its phase.
+	wider := req("up", at(5, 5, 0)+15_000, at(5, 9, 0)+15_000)
+	resp, outcome, err = rc.Fetch(context.Background(), wider, now, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, CachePartial, outcome)
+	require.Equal(t, answer(wider), resp)
+	require.Equal(t, [][2]int64{
+		{r.Start, r.End}, {aligned.Start, aligned.End}, {wider.Start, r.Start - 60_000}, {r.End + 60_000, wider.End},
+	}, d.calls)
+}

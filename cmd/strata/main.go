@@ -43,7 +43,7 @@ func runMain(args []string) int {
 	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
 	for _, c := range []command{
 		commandOf(registerReceive, runReceive), queryCommand, commandOf(registerStore, runStore),
-		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), upCommand, toolsCommand,
+		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), commandOf(registerQueryFrontend, runQueryFrontend), upCommand, toolsCommand,
 	} {
 		name, run := c(app)
 		runs[name] = run

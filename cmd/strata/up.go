@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,7 @@ type upConfig struct {
 	evalInterval     model.Duration
 	alertmanagerURLs []string
 	limitsFile       string
+	frontend         queryFrontendFlags
 }
 
 // upExampleRules is the rule file strata up writes into an empty rules
@@ -64,6 +66,7 @@ func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus
 		PlaceHolder("<url>").StringsVar(&c.alertmanagerURLs)
 	cmd.Flag("limits.config-file", "YAML file of per-tenant limits for the receivers and retention for the compactor; re-read when it changes. See strata receive --help.").
 		PlaceHolder("<file>").StringVar(&c.limitsFile)
+	c.frontend.register(cmd)
 	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
 		return runUp(c, logger, reg)
 	}
@@ -260,8 +263,30 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	// aggregation of remote rulers.
 	query.api.Register(ops)
 	rule.Register(ops)
-	opsSrv, opsLis, err := listen(c.httpAddress, ops)
+	// The query frontend answers range queries on the HTTP port: it splits,
+	// caches and shards them and sends the pieces to the querier, which
+	// serves everything on a loopback port of its own.
+	innerSrv, innerLis, err := listen("127.0.0.1:0", ops)
 	if err != nil {
+		return errors.Join(fmt.Errorf("listen for the querier: %w", err), closeAll())
+	}
+	fe, closeFrontendCache, err := c.frontend.build([]*url.URL{{Scheme: "http", Host: innerLis.Addr().String()}}, nil, 0,
+		prometheus.WrapRegistererWith(prometheus.Labels{"component": "query-frontend"}, reg), logger.With("component", "query-frontend"))
+	if err != nil {
+		innerLis.Close()
+		return errors.Join(fmt.Errorf("start the query frontend: %w", err), closeAll())
+	}
+	defer closeFrontendCache()
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/query_range" {
+			fe.ServeHTTP(w, r)
+			return
+		}
+		ops.ServeHTTP(w, r)
+	})
+	opsSrv, opsLis, err := listen(c.httpAddress, front)
+	if err != nil {
+		innerLis.Close()
 		return errors.Join(fmt.Errorf("listen for http: %w", err), closeAll())
 	}
 
@@ -274,6 +299,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	gw.serveGRPC(&g, logger.With("component", "store"))
 	addCompactor(&g, comp, cc.wait, time.Duration(cc.waitInterval))
 	addServer(&g, opsSrv, opsLis, logger.With("server", "http"))
+	addServer(&g, innerSrv, innerLis, logger.With("server", "querier-http"))
 	ruleCtx, stopRule := context.WithCancel(context.Background())
 	ruleDone := make(chan struct{})
 	g.Add(func() error { defer close(ruleDone); return rule.Run(ruleCtx) }, func(error) { stopRule() })

@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,13 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
-)
 
-// memcachedServer is a real memcached process on a loopback port.
-type memcachedServer struct {
-	addr string
-	cmd  *exec.Cmd
-}
+	"github.com/stratametrics/strata/internal/memcachedtest"
+)
 
 // syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
 type syncBuffer struct {
@@ -43,76 +36,6 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// freePort returns a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
-
-// startMemcached starts memcached on port (a free one if 0) and waits until it
-// accepts connections. It is killed when the test ends.
-func startMemcached(t *testing.T, port int) *memcachedServer {
-	t.Helper()
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		t.Skip("memcached binary not found; .ci/install-deps installs Debian's memcached")
-	}
-	if port == 0 {
-		port = freePort(t)
-	}
-	args := []string{"-p", strconv.Itoa(port), "-l", "127.0.0.1", "-U", "0", "-m", "16"}
-	if os.Geteuid() == 0 {
-		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
-	}
-	s := &memcachedServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: exec.Command(bin, args...)}
-	require.NoError(t, s.cmd.Start())
-	t.Cleanup(s.stop)
-	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", s.addr, time.Second)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	}, 10*time.Second, 20*time.Millisecond, "memcached on %s did not start", s.addr)
-	return s
-}
-
-// stop kills the server and waits for it to exit; stopping twice is fine.
-func (s *memcachedServer) stop() {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-}
-
-// currItems asks the server directly how many items it holds.
-func (s *memcachedServer) currItems(t *testing.T) int {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", s.addr, time.Second)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.Write([]byte("stats\r\n"))
-	require.NoError(t, err)
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		require.NoError(t, err)
-		line = strings.TrimSpace(line)
-		require.NotEqual(t, "END", line, "no curr_items in stats")
-		if v, ok := strings.CutPrefix(line, "STAT curr_items "); ok {
-			n, err := strconv.Atoi(v)
-			require.NoError(t, err)
-			return n
-		}
-	}
-}
-
 func newTestMemcached(t *testing.T, cfg MemcachedConfig, reg prometheus.Registerer) *Memcached {
 	t.Helper()
 	m, err := NewMemcached("test", cfg, reg, nil)
@@ -122,9 +45,9 @@ func newTestMemcached(t *testing.T, cfg MemcachedConfig, reg prometheus.Register
 }
 
 func TestMemcached_SetGet(t *testing.T) {
-	srv := startMemcached(t, 0)
+	srv := memcachedtest.Start(t, 0)
 	reg := prometheus.NewPedanticRegistry()
-	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}}, reg)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.Addr}}, reg)
 
 	_, ok := m.Get("k")
 	require.False(t, ok)
@@ -155,8 +78,8 @@ strata_storegw_cache_requests_total{cache="test"} 4
 }
 
 func TestMemcached_GetMultiTwoServers(t *testing.T) {
-	a, b := startMemcached(t, 0), startMemcached(t, 0)
-	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{a.addr, b.addr}}, nil)
+	a, b := memcachedtest.Start(t, 0), memcachedtest.Start(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{a.Addr, b.Addr}}, nil)
 
 	const n = 300 // more than getBatch, so that a server's keys take several gets
 	var keys []string
@@ -179,7 +102,7 @@ func TestMemcached_GetMultiTwoServers(t *testing.T) {
 	}
 	require.Equal(t, wantMisses, misses, "misses in the order asked")
 
-	ia, ib := a.currItems(t), b.currItems(t)
+	ia, ib := a.Stat(t, "curr_items"), b.Stat(t, "curr_items")
 	require.Equal(t, n/2, ia+ib)
 	require.Greater(t, ia, n/10, "keys spread over both servers")
 	require.Greater(t, ib, n/10, "keys spread over both servers")
@@ -191,8 +114,8 @@ func TestMemcached_GetMultiTwoServers(t *testing.T) {
 }
 
 func TestMemcached_OddKeys(t *testing.T) {
-	srv := startMemcached(t, 0)
-	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}}, nil)
+	srv := memcachedtest.Start(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.Addr}}, nil)
 
 	keys := []string{
 		strings.Repeat("x", 250),
@@ -222,8 +145,8 @@ func TestMemcached_OddKeys(t *testing.T) {
 }
 
 func TestMemcached_TooLarge(t *testing.T) {
-	srv := startMemcached(t, 0)
-	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}, MaxItemSize: 1024}, nil)
+	srv := memcachedtest.Start(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.Addr}, MaxItemSize: 1024}, nil)
 	m.Set("small", make([]byte, 1024))
 	m.Set("large", make([]byte, 1025))
 	_, ok := m.Get("small")
@@ -235,8 +158,8 @@ func TestMemcached_TooLarge(t *testing.T) {
 }
 
 func TestMemcached_TTL(t *testing.T) {
-	srv := startMemcached(t, 0)
-	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.addr}, TTL: time.Second}, nil)
+	srv := memcachedtest.Start(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{srv.Addr}, TTL: time.Second}, nil)
 	m.Set("k", []byte("v"))
 	_, ok := m.Get("k")
 	require.True(t, ok)
@@ -264,9 +187,9 @@ func TestExptime(t *testing.T) {
 }
 
 func TestMemcached_Outage(t *testing.T) {
-	srv := startMemcached(t, 0)
+	srv := memcachedtest.Start(t, 0)
 	var logs syncBuffer
-	m, err := NewMemcached("test", MemcachedConfig{Addresses: []string{srv.addr}, Timeout: 200 * time.Millisecond},
+	m, err := NewMemcached("test", MemcachedConfig{Addresses: []string{srv.Addr}, Timeout: 200 * time.Millisecond},
 		nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
@@ -274,7 +197,7 @@ func TestMemcached_Outage(t *testing.T) {
 	_, ok := m.Get("k")
 	require.True(t, ok)
 
-	srv.stop()
+	srv.Stop()
 	_, ok = m.Get("k")
 	require.False(t, ok, "a dead server is a miss")
 	m.Set("k2", []byte("v2"))
@@ -282,14 +205,14 @@ func TestMemcached_Outage(t *testing.T) {
 	require.Empty(t, hits)
 	require.Equal(t, []string{"k", "k2"}, misses)
 	require.Error(t, m.LastError())
-	require.Contains(t, m.LastError().Error(), srv.addr)
+	require.Contains(t, m.LastError().Error(), srv.Addr)
 	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("get")), 2.0)
 	require.GreaterOrEqual(t, testutil.ToFloat64(m.failures.WithLabelValues("set")), 1.0)
 	require.Equal(t, 1, strings.Count(logs.String(), "memcached unavailable"), "warnings are rate-limited: %s", logs.String())
 
-	port, err := strconv.Atoi(srv.addr[strings.LastIndexByte(srv.addr, ':')+1:])
+	port := srv.Port()
 	require.NoError(t, err)
-	startMemcached(t, port)
+	memcachedtest.Start(t, port)
 	require.Eventually(t, func() bool {
 		m.Set("k", []byte("again"))
 		v, ok := m.Get("k")
@@ -365,9 +288,9 @@ func FuzzMemcachedResponse(f *testing.F) {
 }
 
 func TestNewMemcachedGateway(t *testing.T) {
-	srv := startMemcached(t, 0)
+	srv := memcachedtest.Start(t, 0)
 	reg := prometheus.NewPedanticRegistry()
-	g, err := NewMemcachedGateway(MemcachedConfig{Addresses: []string{srv.addr}}, reg, nil)
+	g, err := NewMemcachedGateway(MemcachedConfig{Addresses: []string{srv.Addr}}, reg, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, g.Close()) })
 
@@ -378,7 +301,7 @@ func TestNewMemcachedGateway(t *testing.T) {
 	require.Equal(t, "p", string(v))
 	_, ok = g.Series.Get("S:k")
 	require.False(t, ok)
-	require.Equal(t, 2, srv.currItems(t), "the caches share the server")
+	require.Equal(t, 2, srv.Stat(t, "curr_items"), "the caches share the server")
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP strata_storegw_cache_hits_total Lookups that found their key in the cache.
@@ -401,8 +324,8 @@ strata_storegw_cache_memcached_operation_failures_total{cache="series",operation
 }
 
 func TestMemcached_Concurrent(t *testing.T) {
-	a, b := startMemcached(t, 0), startMemcached(t, 0)
-	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{a.addr, b.addr}, MaxIdleConnections: 2}, nil)
+	a, b := memcachedtest.Start(t, 0), memcachedtest.Start(t, 0)
+	m := newTestMemcached(t, MemcachedConfig{Addresses: []string{a.Addr, b.Addr}, MaxIdleConnections: 2}, nil)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

@@ -387,6 +387,10 @@ func TestPromQLParity(t *testing.T) {
 				require.NoError(t, diffQueryResults(wantRange, gotRange, false, &fc), "range query %s over [%s, %s]\nPrometheus: %s\nstore gateway: %s", c.expr, startTime, evalTime, wantRange.raw, gotRange.raw)
 			})
 		}
+
+		t.Run("query frontend", func(t *testing.T) {
+			testFrontendParity(t, cases, gwURL, evalT-window.Milliseconds(), evalT)
+		})
 	})
 }
 
