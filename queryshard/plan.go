@@ -3,7 +3,7 @@ package queryshard
 import (
 	"slices"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -88,7 +88,7 @@ func (p Plan) Selector(index, total int) Selector {
 // (schema.IsMetadataLabel): the metric name and, with type and unit labels,
 // __type__ and __unit__. Sorted.
 func metadataLabels() []string {
-	return []string{labels.MetricName, "__type__", "__unit__"}
+	return []string{model.MetricNameLabel, model.MetricTypeLabel, model.MetricUnitLabel}
 }
 
 // perSeriesFunc reports whether the function computes each output series from
