@@ -17,8 +17,8 @@ const hashSep = 0xff
 
 // Selector picks shard Index of Total by a hash of series labels. With By it
 // hashes the labels named in Labels; without By, every label except those
-// named in Labels. A selector is valid when 0 <= Index < Total, Total >= 2,
-// every name in Labels is non-empty valid UTF-8 without a comma, and By has at
+// named in Labels. A selector is valid when 0 <= Index < Total, 2 <= Total <=
+// 65536, every name in Labels is non-empty valid UTF-8 without a comma, and By has at
 // least one label; see Validate.
 //
 // The order of Labels does not matter: the hash always takes the labels of the
@@ -29,11 +29,14 @@ type Selector struct {
 	Labels       []string
 }
 
-// Validate returns an error that says why s is not a valid selector.
+// Validate returns nil if s is a valid selector, and otherwise an error that
+// says why it is not.
 func (s Selector) Validate() error {
 	switch {
 	case s.Total < 2:
 		return fmt.Errorf("shard count %d is below 2", s.Total)
+	case s.Total > maxTotal:
+		return fmt.Errorf("shard count %d is above %d", s.Total, maxTotal)
 	case s.Index < 0 || s.Index >= s.Total:
 		return fmt.Errorf("shard index %d is not in [0, %d)", s.Index, s.Total)
 	case s.By && len(s.Labels) == 0:

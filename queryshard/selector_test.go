@@ -99,3 +99,29 @@ func BenchmarkSelectorMatches(b *testing.B) {
 		})
 	}
 }
+
+func TestSelectorValidate(t *testing.T) {
+	for _, tc := range []struct {
+		s       Selector
+		wantErr string
+	}{
+		{s: Selector{Index: 0, Total: 2}},
+		{s: Selector{Index: 65535, Total: 65536, By: true, Labels: []string{"a"}}},
+		{s: Selector{Index: 0, Total: 1}, wantErr: "shard count 1 is below 2"},
+		{s: Selector{Index: 0, Total: 65537}, wantErr: "shard count 65537 is above 65536"},
+		{s: Selector{Index: -1, Total: 2}, wantErr: "shard index -1 is not in [0, 2)"},
+		{s: Selector{Index: 2, Total: 2}, wantErr: "shard index 2 is not in [0, 2)"},
+		{s: Selector{Index: 0, Total: 2, By: true}, wantErr: "sharding by no labels"},
+		{s: Selector{Index: 0, Total: 2, Labels: []string{""}}, wantErr: "empty label name"},
+		{s: Selector{Index: 0, Total: 2, Labels: []string{"a,b"}}, wantErr: `label name "a,b" contains a comma`},
+	} {
+		t.Run(tc.wantErr, func(t *testing.T) {
+			err := tc.s.Validate()
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
