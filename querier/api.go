@@ -105,6 +105,12 @@ func DefaultAPIOptions() APIOptions {
 // API serves the Prometheus HTTP API v1 over a storage.Queryable, with Prometheus' JSON shapes,
 // error types and status codes, plus strata's dedup, partial_response and max_source_resolution
 // parameters. It is safe for concurrent use.
+//
+// query and query_range also take the query frontend's shard parameters, shard=<i>_of_<n> with
+// shard_by=<labels> or shard_without=<labels> (see queryshard): the expression is then evaluated
+// over only the series of shard i, chosen by a hash of the labels the engine reads, after
+// replica dedup. Invalid shard parameters answer 400 naming the parameter; without them nothing
+// is filtered and no per-series work is added.
 type API struct {
 	queryable storage.Queryable
 	engine    *promql.Engine

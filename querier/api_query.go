@@ -47,6 +47,9 @@ func (a *API) query(r *http.Request) (res apiResult) {
 	if !ok {
 		return res
 	}
+	if q, err = shardData(r, q); err != nil {
+		return apiBadData(err)
+	}
 	qry, err := a.engine.NewInstantQuery(ctx, q, opts, qs, ts)
 	if err != nil {
 		return apiInvalidParam(err, "query")
@@ -106,6 +109,9 @@ func (a *API) queryRange(r *http.Request) (res apiResult) {
 	qs, q, res, ok := a.confineQuery(r)
 	if !ok {
 		return res
+	}
+	if q, err = shardData(r, q); err != nil {
+		return apiBadData(err)
 	}
 	qry, err := a.engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 	if err != nil {
