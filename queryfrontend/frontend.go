@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/stratametrics/strata/queryshard"
 	"github.com/stratametrics/strata/storegw/cache"
 )
 
@@ -129,8 +130,8 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.URL.Path == "/api/v1/query_range" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
 		if err := r.ParseForm(); err == nil {
-			if req, whole, ok := f.rangeRequest(r); ok {
-				f.serveRange(w, r, req, whole, start)
+			if rq, ok := f.rangeRequest(r); ok {
+				f.serveRange(w, r, rq, start)
 				return
 			}
 		}
@@ -146,34 +147,57 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.logIfSlow(r, start, "proxied", r.URL.Path)
 }
 
+// rangeQuery is a range query the frontend handles.
+type rangeQuery struct {
+	Request
+	// whole is true for a query that must not be split: @ start() and
+	// @ end() refer to the range of the request the querier gets.
+	whole bool
+	// plan, if sharded, is how to run the query in shards.
+	plan    queryshard.Plan
+	sharded bool
+}
+
 // rangeRequest reads a range query the frontend can handle, or false if the
 // request must go to a querier as it is: a parameter the frontend cannot
 // read (the querier gives the precise error), per-step statistics, which
-// split answers cannot merge, or more points than the queriers allow. whole
-// is true for a query that must not be split: @ start() and @ end() refer to
-// the range of the request the querier gets.
-func (f *Frontend) rangeRequest(r *http.Request) (req Request, whole, ok bool) {
+// split answers cannot merge, or more points than the queriers allow.
+func (f *Frontend) rangeRequest(r *http.Request) (rangeQuery, bool) {
 	if r.Form.Get("stats") != "" || r.Form.Get("query") == "" {
-		return Request{}, false, false
+		return rangeQuery{}, false
 	}
 	start, ok1 := parseTime(r.Form.Get("start"))
 	end, ok2 := parseTime(r.Form.Get("end"))
 	step, ok3 := parseStep(r.Form.Get("step"))
 	if !ok1 || !ok2 || !ok3 || end < start || (end-start)/step.Milliseconds() > maxPointsPerSeries {
-		return Request{}, false, false
+		return rangeQuery{}, false
 	}
 	expr, err := f.parser.ParseExpr(r.Form.Get("query"))
 	if err != nil {
-		return Request{}, false, false
+		return rangeQuery{}, false
 	}
-	return Request{
-		Query:   r.Form.Get("query"),
-		Start:   start,
-		End:     end,
-		Step:    step,
-		Tenant:  f.tenantKey(r),
-		Options: formKey(r.Form, "query", "start", "end", "step", "timeout"),
-	}, usesStartOrEnd(expr), true
+	rq := rangeQuery{
+		Request: Request{
+			Query:   r.Form.Get("query"),
+			Start:   start,
+			End:     end,
+			Step:    step,
+			Tenant:  f.tenantKey(r),
+			Options: formKey(r.Form, "query", "start", "end", "step", "timeout"),
+		},
+		whole: usesStartOrEnd(expr),
+	}
+	// A limit truncates each shard's answer, not the combined one; a
+	// client's own shard parameters are its business.
+	if f.cfg.Shards >= 2 && r.Form.Get("limit") == "" && !formHasShard(r.Form) {
+		rq.plan, rq.sharded = queryshard.PlanExpr(expr)
+	}
+	return rq, true
+}
+
+// formHasShard reports whether a request already selects a shard.
+func formHasShard(form url.Values) bool {
+	return form.Has(queryshard.ParamShard) || form.Has(queryshard.ParamShardBy) || form.Has(queryshard.ParamShardWithout)
 }
 
 // tenantKey is the tenant part of r's cache keys: the tenant header (or the
@@ -203,11 +227,16 @@ type rangeStats struct {
 	shards   int
 }
 
-func (s *rangeStats) add(o CacheOutcome, shards int) {
+func (s *rangeStats) add(o CacheOutcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcomes[o]++
-	s.shards = max(s.shards, shards)
+}
+
+func (s *rangeStats) sharded(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shards = max(s.shards, n)
 }
 
 func (s *rangeStats) String() string {
@@ -215,8 +244,16 @@ func (s *rangeStats) String() string {
 		s.outcomes[CacheHit], s.outcomes[CachePartial], s.outcomes[CacheMiss], s.outcomes[CacheBypass])
 }
 
+// shardCount returns the shards any piece ran in, 0 for none.
+func (s *rangeStats) shardCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shards
+}
+
 // serveRange answers a range query from its splits.
-func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Request, whole bool, start time.Time) {
+func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, rq rangeQuery, start time.Time) {
+	req := rq.Request
 	ctx := r.Context()
 	if to := r.Form.Get("timeout"); to != "" {
 		if d, ok := parseStep(to); ok {
@@ -234,7 +271,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Reques
 		req, err = Trunc(req)
 	}
 	subs := []Request{req}
-	if err == nil && f.cfg.SplitInterval > 0 && !whole {
+	if err == nil && f.cfg.SplitInterval > 0 && !rq.whole {
 		subs, err = Split(req, f.cfg.SplitInterval)
 	}
 	if err != nil {
@@ -255,16 +292,16 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Reques
 	for i, sub := range subs {
 		wg.Go(func() {
 			fetch := func(ctx context.Context, q Request) (Response, error) {
-				return f.fetch(ctx, r, q, stats)
+				return f.fetch(ctx, r, q, rq, stats)
 			}
-			if f.cache == nil || whole {
+			if f.cache == nil || rq.whole {
 				parts[i], errs[i] = fetch(ctx, sub)
-				stats.add(CacheBypass, 0)
+				stats.add(CacheBypass)
 				return
 			}
 			var o CacheOutcome
 			parts[i], o, errs[i] = f.cache.Fetch(ctx, sub, now, fetch)
-			stats.add(o, 0)
+			stats.add(o)
 		})
 	}
 	wg.Wait()
@@ -277,7 +314,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Reques
 	defer func() {
 		f.m.queries.WithLabelValues(strconv.Itoa(code)).Inc()
 		f.m.duration.Observe(time.Since(start).Seconds())
-		f.logIfSlow(r, start, "range", orig.Query, "start", time.UnixMilli(orig.Start).UTC(), "end", time.UnixMilli(orig.End).UTC(), "step", orig.Step, "code", code, "stats", stats.String())
+		f.logIfSlow(r, start, "range", orig.Query, "start", time.UnixMilli(orig.Start).UTC(), "end", time.UnixMilli(orig.End).UTC(), "step", orig.Step, "code", code, "stats", stats.String(), "shards", stats.shardCount())
 	}()
 	if err := errors.Join(errs...); err != nil {
 		code = writeFetchError(w, errs)
@@ -295,17 +332,54 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, req Reques
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Strata-Results-Cache", stats.String())
-	if stats.shards > 0 {
-		h.Set("X-Strata-Query-Shards", strconv.Itoa(stats.shards))
+	if n := stats.shardCount(); n > 0 {
+		h.Set("X-Strata-Query-Shards", strconv.Itoa(n))
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(appendMatrix(nil, resp))
 }
 
-// fetch runs one split of a range query on the queriers, in shards when
-// the query allows it.
-func (f *Frontend) fetch(ctx context.Context, r *http.Request, q Request, _ *rangeStats) (Response, error) {
-	return f.fetchOne(ctx, r, q, nil)
+// fetch runs one piece of a range query on the queriers, in shards when
+// the query allows it. Shard answers that cannot be combined exactly (native
+// histograms in a combine, or a warning where the plan says a warning may
+// mean a difference) are thrown away and the piece runs unsharded.
+func (f *Frontend) fetch(ctx context.Context, r *http.Request, q Request, rq rangeQuery, stats *rangeStats) (Response, error) {
+	if !rq.sharded {
+		return f.fetchOne(ctx, r, q, nil)
+	}
+	n := f.cfg.Shards
+	shards := make([]Response, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			extra := url.Values{}
+			rq.plan.Selector(i, n).AddTo(extra)
+			shards[i], errs[i] = f.fetchOne(ctx, r, q, extra)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		// A querier's own answer (a bad query, too many samples) is the
+		// same unsharded; pass the first one on.
+		if err != nil {
+			return Response{}, err
+		}
+	}
+	var warnings, infos []string
+	for _, s := range shards {
+		warnings = appendUnique(warnings, s.Warnings)
+		infos = appendUnique(infos, s.Infos)
+	}
+	resp, ok := CombineShards(rq.plan, shards)
+	if !ok || (rq.plan.FallbackOnWarnings && len(warnings) > 0) {
+		f.m.shardFall.Inc()
+		return f.fetchOne(ctx, r, q, nil)
+	}
+	f.m.sharded.Inc()
+	stats.sharded(n)
+	resp.Warnings, resp.Infos = warnings, infos
+	return resp, nil
 }
 
 // fetchOne runs q on a querier, with r's other parameters and headers and

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratametrics/strata/queryshard"
 	"github.com/stratametrics/strata/storegw/cache"
 )
 
@@ -33,6 +34,8 @@ type testQuerier struct {
 	paths    []string
 	headers  []http.Header
 	fail     func(n int, w http.ResponseWriter) bool
+	// shardWarnings are added to the answers of sharded requests.
+	shardWarnings []string
 }
 
 func (q *testQuerier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +63,14 @@ func (q *testQuerier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	end, _ := parseTime(r.Form.Get("end"))
 	step, _ := parseStep(r.Form.Get("step"))
 	resp := answer(Request{Start: start, End: end, Step: step, Tenant: r.Header.Get("X-Tenant")})
+	if sel, ok, err := queryshard.FromForm(r.Form); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	} else if ok {
+		// Each series in exactly one shard, as the querier does it.
+		resp.Series = slices.DeleteFunc(resp.Series, func(s Series) bool { return !sel.Matches(s.Labels) })
+		resp.Warnings = q.shardWarnings
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(appendMatrix(nil, resp))
 }
@@ -218,6 +229,60 @@ func TestFrontendDoesNotSplitStartOrEnd(t *testing.T) {
 		require.Equal(t, formatMillis(at(7, 6, 0)), reqs[0].Get("end"))
 		require.Equal(t, "splits=1 hit=0 partial=0 miss=0 bypass=1", w.Header().Get("X-Strata-Results-Cache"))
 	}
+}
+
+func TestFrontendShardsAggregations(t *testing.T) {
+	fx := newFrontendFixture(t, 2, func(c *Config) { c.Shards = 3; c.Cache = nil })
+	p := rangeParams("max by (job) (up)", at(5, 6, 0), at(5, 7, 0), time.Minute)
+	want := answer(Request{Start: at(5, 6, 0), End: at(5, 7, 0), Step: time.Minute})
+	w := fx.get(t, "/api/v1/query_range", p, nil)
+	require.Equal(t, want, decodeBody(t, w))
+	require.Equal(t, "3", w.Header().Get("X-Strata-Query-Shards"))
+	var shards []string
+	for _, q := range fx.queries {
+		for _, r := range q.rangeRequests() {
+			shards = append(shards, r.Get("shard"))
+			require.Equal(t, "", r.Get("shard_by"))
+			require.True(t, r.Has("shard_without"), "combine mode hashes every label")
+		}
+	}
+	slices.Sort(shards)
+	require.Equal(t, []string{"0_of_3", "1_of_3", "2_of_3"}, shards)
+	require.Equal(t, 1.0, testutil.ToFloat64(fx.f.m.sharded))
+
+	// Not shardable, a limit, or a client's own shard: one request.
+	for _, p := range []url.Values{
+		rangeParams("up", at(5, 6, 0), at(5, 7, 0), time.Minute),
+		func() url.Values {
+			v := rangeParams("max(up)", at(5, 6, 0), at(5, 7, 0), time.Minute)
+			v.Set("limit", "1")
+			return v
+		}(),
+		func() url.Values {
+			v := rangeParams("max(up)", at(5, 6, 0), at(5, 7, 0), time.Minute)
+			queryshard.Selector{Index: 0, Total: 2}.AddTo(v)
+			return v
+		}(),
+	} {
+		for _, q := range fx.queries {
+			q.reset()
+		}
+		w := fx.get(t, "/api/v1/query_range", p, nil)
+		require.Equal(t, http.StatusOK, w.Code)
+		require.Empty(t, w.Header().Get("X-Strata-Query-Shards"))
+		require.Len(t, append(fx.queries[0].rangeRequests(), fx.queries[1].rangeRequests()...), 1, "%v", p)
+	}
+
+	// A sum whose shards warn runs again unsharded: a shard cannot know
+	// that PromQL drops a group mixing floats and histograms.
+	for _, q := range fx.queries {
+		q.reset()
+		q.shardWarnings = []string{"PromQL warning: encountered a mix of histograms and floats for aggregation"}
+	}
+	w = fx.get(t, "/api/v1/query_range", rangeParams("sum by (job) (up)", at(5, 6, 0), at(5, 7, 0), time.Minute), nil)
+	require.Equal(t, want, decodeBody(t, w))
+	require.Equal(t, 1.0, testutil.ToFloat64(fx.f.m.shardFall))
+	require.Len(t, append(fx.queries[0].rangeRequests(), fx.queries[1].rangeRequests()...), 4, "three shards, then the whole query")
 }
 
 func TestFrontendRetriesOnAnotherQuerier(t *testing.T) {

@@ -33,6 +33,7 @@ type queryFrontendFlags struct {
 	memcachedItemSize  cache.Bytes
 	freshness          time.Duration
 	slowQueries        time.Duration
+	shards             int
 	tenantHeader       string
 	defaultTenant      string
 }
@@ -56,6 +57,8 @@ func (f *queryFrontendFlags) register(cmd *kingpin.CmdClause) {
 		Default("1MB").SetValue(&f.memcachedItemSize)
 	cmd.Flag("query-range.response-cache-max-freshness", "Results newer than this are never cached, because samples for them may still arrive (remote-write delay, out-of-order samples, replicas catching up).").
 		Default("1m").DurationVar(&f.freshness)
+	cmd.Flag("query-range.shards", "Run aggregations that allow it (sum, count, max, min, group, count_values with any grouping; avg, stddev, stdvar, quantile, topk, bottomk with by or without) over a single series selector as this many queries in parallel, each over the series whose label hash falls in its shard, and combine the answers; 1 disables sharding. The queriers filter the series after reading them, so sharding spreads the evaluation over queriers and cores, not the reads.").
+		Default("1").IntVar(&f.shards)
 	cmd.Flag("query-frontend.log-queries-longer-than", "Log every request that takes longer than this, with its query, range, tenant and cache outcome; 0 disables the log.").
 		Default("5s").DurationVar(&f.slowQueries)
 	cmd.Flag("query-frontend.tenant-header", "HTTP header that names the request's tenant, passed to the queriers and part of every cache key (with a hash of the Authorization header).").
@@ -77,6 +80,7 @@ func (f *queryFrontendFlags) build(downstreams []*url.URL, transport http.RoundT
 		MaxParallelism:     f.maxParallelism,
 		CacheFreshness:     f.freshness,
 		SlowQueryThreshold: f.slowQueries,
+		Shards:             f.shards,
 		TenantHeader:       f.tenantHeader,
 		DefaultTenant:      f.defaultTenant,
 		Logger:             logger,

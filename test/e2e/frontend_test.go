@@ -11,31 +11,43 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratametrics/strata/internal/memcachedtest"
+	"github.com/stratametrics/strata/queryshard"
 )
 
-// testFrontendParity puts a strata query-frontend with a real memcached in
-// front of the querier at querierURL and checks that it answers every range
-// query of the parity set exactly as the querier does, both when the cache is
-// cold and when the answer comes from memcached, and that the second answers
-// did come from the cache.
+// testFrontendParity puts two strata query-frontends in front of the querier
+// at querierURL and checks, for every range query of the parity set, that
+//   - one, with its results cache on a real memcached, answers exactly as the
+//     querier does, both with a cold cache and from memcached, and that the
+//     second answer did come from the cache;
+//   - the other, with no cache and 3 shards, answers exactly as the querier
+//     does, and ran in shards every expression the planner calls shardable.
 func testFrontendParity(t *testing.T, cases []parityCase, querierURL string, start, end int64) {
 	ctx := context.Background()
 	mc := memcachedtest.Start(t, 0)
-	feAddr := freeAddr(t)
-	fe := startProcess(t, "strata query-frontend", strataBin, "query-frontend",
-		"--http-address="+feAddr,
+	cachedAddr, shardedAddr := freeAddr(t), freeAddr(t)
+	cachedFE := startProcess(t, "strata query-frontend (memcached)", strataBin, "query-frontend",
+		"--http-address="+cachedAddr,
 		"--query-frontend.downstream-url="+querierURL,
 		"--query-range.response-cache-memcached-addresses="+mc.Addr,
 		// The bucket's data is complete: nothing is too fresh to cache.
 		"--query-range.response-cache-max-freshness=0s",
 	)
-	feURL := "http://" + feAddr
-	waitHTTP(t, fe, feURL+"/-/ready", time.Minute)
+	shardedFE := startProcess(t, "strata query-frontend (shards)", strataBin, "query-frontend",
+		"--http-address="+shardedAddr,
+		"--query-frontend.downstream-url="+querierURL,
+		"--query-range.response-cache-max-size=0",
+		"--query-range.shards=3",
+	)
+	cachedURL, shardedURL := "http://"+cachedAddr, "http://"+shardedAddr
+	waitHTTP(t, cachedFE, cachedURL+"/-/ready", time.Minute)
+	waitHTTP(t, shardedFE, shardedURL+"/-/ready", time.Minute)
 
-	cacheable := 0
+	p := parser.NewParser(parser.Options{})
+	cacheable, shardable := 0, 0
 	for _, c := range cases {
 		if c.instantOnly {
 			continue
@@ -46,34 +58,51 @@ func testFrontendParity(t *testing.T, cases []parityCase, querierURL string, sta
 			if !c.empty {
 				require.NotEmpty(t, want.series, "the querier answers %s with data", c.expr)
 			}
-			for _, pass := range []string{"cold", "cached"} {
-				got := queryResult(t, feURL, "/api/v1/query_range", rng)
+			for _, fe := range []struct{ name, url string }{{"cold", cachedURL}, {"cached", cachedURL}, {"sharded", shardedURL}} {
+				got := queryResult(t, fe.url, "/api/v1/query_range", rng)
 				var fc floatComparer
-				require.NoError(t, diffQueryResults(want, got, false, &fc), "%s range query %s\nquerier:  %s\nfrontend: %s", pass, c.expr, want.raw, got.raw)
+				require.NoError(t, diffQueryResults(want, got, false, &fc), "%s range query %s\nquerier:  %s\nfrontend: %s", fe.name, c.expr, want.raw, got.raw)
 			}
 			// An answer with warnings may be partial and is never cached;
 			// @ start() and @ end() are not split and not cached.
-			warnings, _ := rawRangeAnswer(t, querierURL, rng)
-			_, outcome := rawRangeAnswer(t, feURL, rng)
+			warnings := rangeWarnings(t, querierURL, rng)
+			ans := rawRangeAnswerHeader(t, cachedURL, rng)
 			if len(warnings) > 0 || strings.Contains(c.expr, "@ end()") || strings.Contains(c.expr, "@ start()") {
-				require.Contains(t, outcome, "hit=0", "warnings %v", warnings)
-				return
+				require.Contains(t, ans.Get("X-Strata-Results-Cache"), "hit=0", "warnings %v", warnings)
+			} else {
+				cacheable++
+				require.Contains(t, ans.Get("X-Strata-Results-Cache"), "partial=0 miss=0 bypass=0", "answered from the cache alone")
 			}
-			cacheable++
-			require.Contains(t, outcome, "partial=0 miss=0 bypass=0", "answered from the cache alone")
+			expr, err := p.ParseExpr(c.expr)
+			require.NoError(t, err)
+			if _, ok := queryshard.PlanExpr(expr); ok {
+				shardable++
+				require.Equal(t, "3", rawRangeAnswerHeader(t, shardedURL, rng).Get("X-Strata-Query-Shards"), "%s ran in shards", c.expr)
+			}
 		})
 	}
-	hits, ok, err := metricValueWith(ctx, feURL+"/metrics", "strata_query_frontend_results_cache_requests_total", `outcome="hit"`)
+	hits, ok, err := metricValueWith(ctx, cachedURL+"/metrics", "strata_query_frontend_results_cache_requests_total", `outcome="hit"`)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.GreaterOrEqual(t, hits, float64(cacheable), "every cacheable query's second answer came from the cache")
 	require.GreaterOrEqual(t, mc.Stat(t, "get_hits"), cacheable, "and the cache is memcached")
-	t.Logf("%d range queries, %d cacheable: %.0f split hits, memcached holds %d items", len(cases), cacheable, hits, mc.Stat(t, "curr_items"))
+	require.GreaterOrEqual(t, shardable, 9, "the parity set's aggregations shard")
+	t.Logf("%d cases, %d cacheable: %.0f split hits, memcached holds %d items; %d sharded", len(cases), cacheable, hits, mc.Stat(t, "curr_items"), shardable)
 }
 
-// rawRangeAnswer runs a range query and returns its warnings and the
-// frontend's X-Strata-Results-Cache header.
-func rawRangeAnswer(t *testing.T, baseURL string, params url.Values) ([]string, string) {
+// rawRangeAnswerHeader runs a range query and returns the answer's headers.
+func rawRangeAnswerHeader(t *testing.T, baseURL string, params url.Values) http.Header {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/api/v1/query_range?" + params.Encode())
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return resp.Header
+}
+
+// rangeWarnings runs a range query and returns its warnings.
+func rangeWarnings(t *testing.T, baseURL string, params url.Values) []string {
 	t.Helper()
 	resp, err := http.Get(baseURL + "/api/v1/query_range?" + params.Encode())
 	require.NoError(t, err)
@@ -83,7 +112,7 @@ func rawRangeAnswer(t *testing.T, baseURL string, params url.Values) ([]string, 
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	return env.Warnings, resp.Header.Get("X-Strata-Results-Cache")
+	return env.Warnings
 }
 
 // frontendAnswer is a range query answer with what the frontend says about
