@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -372,4 +373,37 @@ func (s *Sidecar) explainCompacted() {
 			"it overlaps the blocks it was made from, which may be in the bucket already; it leaves with Prometheus' retention",
 			"block", id, "level", m.Compaction.Level, "min_time", m.MinTime, "max_time", m.MaxTime)
 	}
+}
+
+// Status is what the sidecar knows of its Prometheus, as StatusHandler
+// serves it.
+type Status struct {
+	PrometheusURL string `json:"prometheus_url"`
+	// Ready is whether the sidecar is ready (see Sidecar.Ready).
+	Ready bool `json:"ready"`
+	// PrometheusReady is whether Prometheus was ready at the last refresh.
+	PrometheusReady bool `json:"prometheus_ready"`
+	// ExternalLabels are Prometheus' external labels as last read.
+	ExternalLabels map[string]string `json:"external_labels"`
+	// Shipping is whether blocks are uploaded to a bucket.
+	Shipping bool `json:"shipping"`
+}
+
+// Status returns what the sidecar knows of its Prometheus now.
+func (s *Sidecar) Status() Status {
+	return Status{
+		PrometheusURL:   s.cfg.PrometheusURL,
+		Ready:           s.Ready(),
+		PrometheusReady: s.promReady.Load(),
+		ExternalLabels:  s.ExternalLabels().Map(),
+		Shipping:        s.shipper != nil,
+	}
+}
+
+// StatusHandler serves Status as JSON.
+func (s *Sidecar) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Status())
+	})
 }
