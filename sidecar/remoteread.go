@@ -1,16 +1,18 @@
 package sidecar
 
 import (
+	"bufio"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 )
@@ -25,10 +27,11 @@ var (
 	errBadFrame = errors.New("malformed remote-read frame")
 )
 
-// maxFrameBytes bounds one frame of a streamed remote-read response.
-// Prometheus cuts frames at --storage.remote.read-max-bytes-in-frame (1MiB by
-// default) but sends a single chunk over the limit whole; the bound is
-// Prometheus' own default for reading them.
+// maxFrameBytes bounds one frame of a streamed remote-read response, and so
+// what a corrupt length can make the decoder allocate. Prometheus cuts frames
+// at --storage.remote.read-max-bytes-in-frame (1MiB by default) but sends a
+// single chunk over the limit whole; the bound is Prometheus' own default for
+// reading them.
 const maxFrameBytes = 50 << 20
 
 // chunkSeries is one series of a remote-read response with its chunks, sorted
@@ -55,22 +58,28 @@ func (s *chunkSeries) Iterator(chunks.Iterator) chunks.Iterator {
 // The bytes come from the network and are checked: every frame must decode and
 // belong to query 0, every series have valid labels, and every chunk a known
 // encoding, min time <= max time and data its encoding accepts. Chunk data is
-// not iterated; clients decode it. The result does not alias r's buffers.
+// not iterated; clients decode it. The result does not alias the decoder's
+// buffers: the generated decoder copies bytes and strings.
 func decodeChunkedResponse(r io.Reader) ([]*chunkSeries, error) {
-	cr := remote.NewChunkedReader(r, maxFrameBytes, nil)
 	var (
+		br   = bufio.NewReader(r)
+		buf  []byte
 		out  []*chunkSeries
 		resp prompb.ChunkedReadResponse
 		b    labels.ScratchBuilder
 	)
 	for frame := 0; ; frame++ {
-		resp.Reset()
-		err := cr.NextProto(&resp)
+		var err error
+		buf, err = nextFrame(br, buf)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w %d: %w", errBadFrame, frame, err)
+		}
+		resp.Reset()
+		if err := resp.Unmarshal(buf); err != nil {
+			return nil, fmt.Errorf("%w %d: decode: %w", errBadFrame, frame, err)
 		}
 		if resp.QueryIndex != 0 {
 			return nil, fmt.Errorf("%w %d: answers query %d of 1", errBadFrame, frame, resp.QueryIndex)
@@ -89,6 +98,42 @@ func decodeChunkedResponse(r io.Reader) ([]*chunkSeries, error) {
 		}
 	}
 	return mergeSeries(out), nil
+}
+
+// castagnoli is the CRC32 table of remote-read frames.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// nextFrame reads the next frame of a streamed response into buf, grown as
+// needed, and returns its message. It returns io.EOF only at a clean end: no
+// byte of another frame read. A truncated frame is io.ErrUnexpectedEOF.
+func nextFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
+	size, err := binary.ReadUvarint(br)
+	if err != nil {
+		return buf, err
+	}
+	if size > maxFrameBytes {
+		return buf, fmt.Errorf("frame of %d bytes, more than %d", size, maxFrameBytes)
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(br, sum[:]); err != nil {
+		return buf, noEOF(err)
+	}
+	buf = slices.Grow(buf[:0], int(size))[:size]
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return buf, noEOF(err)
+	}
+	if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(sum[:]) {
+		return buf, errors.New("checksum mismatch")
+	}
+	return buf, nil
+}
+
+// noEOF turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // seriesFromProto converts one series of a frame, checking it.
