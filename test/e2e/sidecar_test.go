@@ -24,6 +24,11 @@ import (
 	"github.com/stratametrics/strata/objstore"
 )
 
+// The sidecar tests run in parallel with each other (sidecarParallel): the
+// parity test spends most of its 40-odd seconds waiting for Prometheus to
+// scrape itself, which is time enough for the others, and they use little
+// CPU. Every process they start listens on its own free loopback ports.
+
 // sidecarProm is a Prometheus 2.42 started for the sidecar tests, with local
 // compaction off as the sidecar requires.
 type sidecarProm struct {
@@ -95,6 +100,7 @@ func startSidecar(t *testing.T, prom *sidecarProm, bucketYAML string) (grpcAddr 
 // only external label is the replica label, which the querier deduplicates
 // away, so the answers must be identical.
 func TestSidecarPromQLParity(t *testing.T) {
+	t.Parallel() // see the note on the sidecar tests above sidecarProm
 	ctx := context.Background()
 	promAddr := freeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "prometheus.yml")
@@ -199,6 +205,7 @@ func TestSidecarPromQLParity(t *testing.T) {
 // querier over both sidecars: it must deduplicate the pair into one series
 // per target, and keep the other external label.
 func TestSidecarHAPair(t *testing.T) {
+	t.Parallel() // see the note on the sidecar tests above sidecarProm
 	ctx := context.Background()
 	addrs := []string{freeAddr(t), freeAddr(t)}
 	var endpoints []string
@@ -255,6 +262,7 @@ func TestSidecarHAPair(t *testing.T) {
 // meta.json, and that a store gateway over the bucket serves exactly the
 // samples Prometheus holds.
 func TestSidecarUploadsBlocks(t *testing.T) {
+	t.Parallel() // see the note on the sidecar tests above sidecarProm
 	ctx := context.Background()
 	promtool := requireBinary(t, "promtool")
 
@@ -369,6 +377,7 @@ func TestSidecarUploadsBlocks(t *testing.T) {
 // next to a real Prometheus that compacts locally (its default block
 // durations): the sidecar must exit and say how to fix it.
 func TestSidecarRefusesLocalCompaction(t *testing.T) {
+	t.Parallel() // see the note on the sidecar tests above sidecarProm
 	promAddr := freeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "prometheus.yml")
 	writeSidecarPromConfig(t, cfgFile, `{cluster: "e2e"}`)
