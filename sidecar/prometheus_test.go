@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -133,7 +134,7 @@ func (p *testPrometheus) answer(w http.ResponseWriter, r *http.Request, f func(s
 	var ms []*labels.Matcher
 	switch sels := r.Form["match[]"]; len(sels) {
 	case 0:
-		ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
+		ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")}
 	case 1:
 		var err error
 		ms, err = parser.NewParser(parser.Options{}).ParseMetricSelector(sels[0])

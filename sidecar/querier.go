@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync/atomic"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
@@ -101,7 +102,7 @@ func remoteMatchers(ms []*labels.Matcher) []*prompb.LabelMatcher {
 		nonEmpty = nonEmpty || !m.Matches("")
 	}
 	if !nonEmpty {
-		out = append(out, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: ".+"})
+		out = append(out, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: model.MetricNameLabel, Value: ".+"})
 	}
 	return out
 }

@@ -32,11 +32,11 @@ const ComponentType = "sidecar"
 var (
 	// ErrCompactionEnabled means Prometheus compacts its blocks locally, so
 	// the sidecar would upload blocks that overlap each other once compacted.
-	ErrCompactionEnabled = errors.New("Prometheus' local compaction is on")
+	ErrCompactionEnabled = errors.New("local compaction is on in Prometheus")
 	// ErrNoExternalLabels means Prometheus has no external labels: its data
 	// could not be told apart from other sources' in the global view or in
 	// the bucket.
-	ErrNoExternalLabels = errors.New("Prometheus has no external labels")
+	ErrNoExternalLabels = errors.New("no external labels in Prometheus' configuration")
 )
 
 // Flags of Prometheus that decide whether it compacts blocks locally.
@@ -257,7 +257,7 @@ func (s *Sidecar) refresh(ctx context.Context) (err error) {
 	}()
 	if err := s.prom.ready(ctx); err != nil {
 		s.promReady.Store(false)
-		return fmt.Errorf("Prometheus is not ready: %w", err)
+		return fmt.Errorf("check readiness: %w", err)
 	}
 	ext, err := s.prom.externalLabels(ctx)
 	if err != nil {
