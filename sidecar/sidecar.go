@@ -242,9 +242,15 @@ func (s *Sidecar) start(ctx context.Context) error {
 	}
 }
 
+// refreshTimeout bounds one refresh, so that a Prometheus that accepts
+// connections but does not answer is noticed.
+const refreshTimeout = 30 * time.Second
+
 // refresh reads Prometheus' readiness, external labels, flags (when shipping)
 // and lowest timestamp.
 func (s *Sidecar) refresh(ctx context.Context) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 	defer func() {
 		if s.Ready() {
 			s.metrics.ready.Set(1)
