@@ -44,6 +44,7 @@ func runMain(args []string) int {
 	for _, c := range []command{
 		commandOf(registerReceive, runReceive), queryCommand, commandOf(registerStore, runStore),
 		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), commandOf(registerQueryFrontend, runQueryFrontend), upCommand, toolsCommand,
+		commandOf(registerSidecar, runSidecar),
 	} {
 		name, run := c(app)
 		runs[name] = run
