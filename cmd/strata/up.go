@@ -260,6 +260,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	// aggregation of remote rulers.
 	query.api.Register(ops)
 	rule.Register(ops)
+	query.registerUI(ops, gw.bkt, logger.With("component", "ui"))
 	opsSrv, opsLis, err := listen(c.httpAddress, ops)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen for http: %w", err), closeAll())
