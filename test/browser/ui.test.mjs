@@ -70,6 +70,9 @@ async function main() {
   // The query page: autocomplete, graph, table, shareable URL, toggles.
   await page.goto(base + "/");
   await page.waitForURL(/\/graph/);
+  // strata up has stored its own metrics for seconds only.
+  await page.locator("input[name=range]").fill("5m");
+  await page.locator("input[name=range]").press("Tab");
   const editor = page.locator(".cm-content");
   await editor.click();
   await page.keyboard.type(metric.slice(0, 6), { delay: 20 });

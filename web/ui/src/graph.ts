@@ -57,6 +57,9 @@ export async function drawGraph(el: HTMLElement, series: RangeSeries[], opts: Gr
   };
 
   const columns: (number | null)[][] = [];
+  // isolated tells the series that have a point with no neighbour, which a
+  // line alone would not show.
+  const isolated: boolean[] = [];
   const acc = opts.stacked ? new Float64Array(n) : null;
   for (const s of series) {
     const ys = new Array<number | null>(n).fill(null);
@@ -69,6 +72,11 @@ export async function drawGraph(el: HTMLElement, series: RangeSeries[], opts: Gr
       const i = Math.round((t - start) / step);
       if (i >= 0 && i < n) ys[i] = parseFloat(hist.count);
     }
+    let lone = false;
+    for (let i = 0; i < n && !lone; i++) {
+      lone = ys[i] !== null && (i === 0 || ys[i - 1] === null) && (i === n - 1 || ys[i + 1] === null);
+    }
+    isolated.push(lone);
     if (acc) {
       for (let i = 0; i < n; i++) {
         const v = ys[i];
@@ -113,7 +121,7 @@ export async function drawGraph(el: HTMLElement, series: RangeSeries[], opts: Gr
           stroke: color(i),
           width: 1,
           fill: opts.stacked ? color(i, 0.25) : undefined,
-          points: { show: false },
+          points: { show: isolated[i] && !many, size: 5 },
           spanGaps: false,
         })),
       ],
