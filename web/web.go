@@ -8,10 +8,12 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -28,11 +30,16 @@ const distDir = "ui/dist"
 // rather than the application's page.
 var apiPrefixes = []string{"/api/", "/-/", "/debug/", "/metrics"}
 
-// asset is one embedded file, with its ETag computed once.
+// asset is one embedded file, with its ETag and, for text worth
+// compressing, its gzip encoding, both computed once.
 type asset struct {
 	body []byte
+	gz   []byte
 	etag string
 }
+
+// gzipMinBytes is the size from which an asset is also kept gzipped.
+const gzipMinBytes = 1024
 
 // Handler serves the UI: the files of web/ui/dist by path, and index.html for
 // every other GET path (the application's own routes, such as /graph or
@@ -51,7 +58,11 @@ func Handler() http.Handler {
 			return err
 		}
 		sum := sha256.Sum256(b)
-		files[strings.TrimPrefix(p, distDir)] = asset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		a := asset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		if len(b) >= gzipMinBytes {
+			a.gz = gzipped(b)
+		}
+		files[strings.TrimPrefix(p, distDir)] = a
 		return nil
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,8 +96,41 @@ func Handler() http.Handler {
 		// Assets keep their names across builds, so browsers revalidate them
 		// with the ETag rather than cache them blindly.
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("ETag", a.etag)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
+		w.Header().Add("Vary", "Accept-Encoding")
+		body, etag := a.body, a.etag
+		if a.gz != nil && acceptsGzip(r) {
+			body, etag = a.gz, `W/`+a.etag
+			w.Header().Set("Content-Encoding", "gzip")
+			// ServeContent would guess the type from the compressed bytes.
+			if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
+				w.Header().Set("Content-Type", ct)
+			}
+		}
+		w.Header().Set("ETag", etag)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
 	})
+}
+
+// gzipped returns b gzip-compressed at the best compression.
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level
+	// Writes to a bytes.Buffer cannot fail.
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0" {
+				return true
+			}
+		}
+	}
+	return false
 }

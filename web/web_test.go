@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,5 +65,42 @@ func TestHandlerAssetsAndRevalidation(t *testing.T) {
 		require.NoError(t, err)
 		_ = resp.Body.Close()
 		require.Equal(t, http.StatusNotModified, resp.StatusCode, p)
+	}
+}
+
+func TestHandlerGzip(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	// A Transport that leaves the encoding to the test.
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for _, tc := range []struct {
+		name, accept, wantEncoding string
+	}{
+		{"gzip", "gzip, deflate", "gzip"},
+		{"refused", "gzip;q=0", ""},
+		{"none", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, srv.URL+"/app.js", nil)
+			require.NoError(t, err)
+			if tc.accept != "" {
+				req.Header.Set("Accept-Encoding", tc.accept)
+			}
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			defer func() { _ = resp.Body.Close() }()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Equal(t, tc.wantEncoding, resp.Header.Get("Content-Encoding"))
+			require.Contains(t, resp.Header.Get("Content-Type"), "javascript")
+			var body io.Reader = resp.Body
+			if tc.wantEncoding == "gzip" {
+				zr, err := gzip.NewReader(resp.Body)
+				require.NoError(t, err)
+				body = zr
+			}
+			b, err := io.ReadAll(body)
+			require.NoError(t, err)
+			require.Greater(t, len(b), 10000)
+		})
 	}
 }
