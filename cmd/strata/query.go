@@ -53,7 +53,7 @@ type queryTenancyFlags struct {
 func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
 	cmd := app.Command("query", "Serve the Prometheus HTTP API over every store: fan out, merge, deduplicate replicas, evaluate PromQL.")
 	c := &queryConfig{}
-	cmd.Flag("http-address", "Address to listen on for the Prometheus HTTP API (/api/v1/...), /metrics, /-/healthy and /-/ready.").
+	cmd.Flag("http-address", "Address to listen on for the web UI (/), the Prometheus HTTP API (/api/v1/...), /metrics, /-/healthy and /-/ready.").
 		Default(":10902").StringVar(&c.httpAddress)
 	c.httpTLS = registerServerTLS(cmd, "http")
 	c.register(cmd)
