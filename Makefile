@@ -35,6 +35,10 @@ help: ## List the targets.
 build: ## Build bin/strata.
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/$(BINARY) ./cmd/strata
 
+.PHONY: ui
+ui: ## Rebuild the web UI's assets in web/ui/dist from web/ui/src (needs node and npm; commit the result).
+	cd web/ui && npm ci --no-audit --no-fund && npm run build
+
 .PHONY: run
 run: build ## Start strata up: three receivers (RF=2) and a filesystem bucket in ./data; Ctrl-C flushes and ships.
 	$(BUILD_DIR)/$(BINARY) up --data-dir=$(DATA_DIR)

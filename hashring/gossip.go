@@ -347,6 +347,9 @@ type Gossip struct {
 	changed chan struct{}
 	// metrics is nil until memberlist runs. Guarded by mu.
 	metrics *gossipMetrics
+	// heard is when each node was last heard from: a successful probe or an
+	// alive message. Guarded by mu; entries go with the node's table entry.
+	heard map[string]time.Time
 
 	lifeMu   sync.Mutex // serializes Leave and Shutdown
 	shutdown bool       // guarded by lifeMu
@@ -422,6 +425,7 @@ func NewGossip(cfg GossipConfig, reg prometheus.Registerer, logger *slog.Logger)
 		ttlDead:  cfg.DeadNodeReclaimTimeout,
 		ttlLeft:  gossipTombstoneTTL,
 		table:    make(map[string]member),
+		heard:    make(map[string]time.Time),
 		changed:  make(chan struct{}),
 		stop:     make(chan struct{}),
 	}
@@ -450,6 +454,7 @@ func NewGossip(cfg GossipConfig, reg prometheus.Registerer, logger *slog.Logger)
 	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.Delegate = gossipDelegate{g}
 	mc.Events = gossipEvents{g}
+	mc.Ping = gossipPings{g}
 	mc.Logger = log.New(memberlistLogWriter{logger.With("component", "memberlist")}, "", 0)
 
 	// memberlist.Create calls the event delegate for this node before it
@@ -554,6 +559,20 @@ func (g *Gossip) Members() []Endpoint {
 	return slices.Clone(g.members)
 }
 
+// LastHeard returns, by node name, when each member was last heard from: its
+// latest successful probe by this node, or the latest news of it alive. This
+// node itself counts as heard now. The caller owns the returned map.
+func (g *Gossip) LastHeard() map[string]time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]time.Time, len(g.heard)+1)
+	for name, t := range g.heard {
+		out[name] = t
+	}
+	out[g.cfg.NodeName] = time.Now()
+	return out
+}
+
 // Changes returns a channel that is closed at the next change of Members after
 // the call. To follow the membership without missing a change, take the
 // channel first and then read Members; any number of goroutines may wait.
@@ -642,6 +661,7 @@ func (g *Gossip) observeAlive(node *memberlist.Node) {
 		return
 	}
 	g.table[node.Name] = member{Instance: meta.Instance, Address: meta.GRPC, Zone: meta.Zone, Status: statusAlive}
+	g.heard[node.Name] = time.Now()
 	if !ok || old.Status != statusAlive {
 		g.logger.Info("gossip member active", "node", node.Name, "endpoint", meta.GRPC, "zone", meta.Zone)
 	}
@@ -782,6 +802,7 @@ func (g *Gossip) sweep(now time.Time) {
 	for name, m := range g.table {
 		if g.expired(m, now) {
 			delete(g.table, name)
+			delete(g.heard, name)
 			changed = true
 			if m.Status == statusDead {
 				g.logger.Info("forgetting dead gossip member", "node", name, "endpoint", m.Address, "dead_since", m.Since)
@@ -858,6 +879,22 @@ func (e gossipEvents) NotifyUpdate(n *memberlist.Node) { e.g.observeAlive(n) }
 // when a node leaves and when it fails; the Leaving flag of the node's
 // metadata tells which.
 func (e gossipEvents) NotifyLeave(n *memberlist.Node) { e.g.observeGone(n) }
+
+// gossipPings is the memberlist.PingDelegate of a Gossip: a successful probe
+// of a node is a heartbeat of it.
+type gossipPings struct{ g *Gossip }
+
+// AckPayload implements memberlist.PingDelegate; acks carry nothing.
+func (p gossipPings) AckPayload() []byte { return nil }
+
+// NotifyPingComplete implements memberlist.PingDelegate.
+func (p gossipPings) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+	p.g.mu.Lock()
+	defer p.g.mu.Unlock()
+	if _, ok := p.g.table[other.Name]; ok {
+		p.g.heard[other.Name] = time.Now()
+	}
+}
 
 // memberlistLogWriter turns memberlist's log lines, "[LEVEL] memberlist: msg",
 // into slog records.

@@ -670,3 +670,15 @@ level=ERROR msg="Failed to send ping"
 level=INFO msg="no level"
 `, buf.String())
 }
+
+func TestGossipLastHeard(t *testing.T) {
+	t.Parallel()
+	a := startGossip(t, gossipTestConfig("a", "z1"))
+	b := startGossip(t, gossipTestConfig("b", "z1", a.LocalAddr()))
+	waitMembers(t, []Endpoint{gossipEndpoint("a", "z1", StateActive), gossipEndpoint("b", "z1", StateActive)}, a, b)
+	// Probes keep refreshing the time a peer was heard from.
+	first := a.LastHeard()["b"]
+	require.False(t, first.IsZero())
+	waitFor(t, "a newer heartbeat of b", func() bool { return a.LastHeard()["b"].After(first) })
+	require.WithinDuration(t, time.Now(), a.LastHeard()["a"], time.Minute, "a node hears itself now")
+}

@@ -1,5 +1,7 @@
 package hashring
 
+import "time"
+
 // MemberStatus is an endpoint of a ring as the status page shows it.
 type MemberStatus struct {
 	// Name identifies the endpoint in the ring.
@@ -13,6 +15,9 @@ type MemberStatus struct {
 	// OwnedShare is the fraction of the hash space, from 0 to 1, for which
 	// the endpoint is the primary owner. The shares of a ring add up to 1.
 	OwnedShare float64 `json:"owned_share"`
+	// LastHeartbeat is when the endpoint was last heard from, for membership
+	// sources that know (gossip); zero otherwise.
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
 }
 
 // statusSamples is how many evenly spaced hashes Status tries on rings of

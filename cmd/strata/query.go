@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/stratametrics/strata/objstore"
 	"github.com/stratametrics/strata/querier"
 	"github.com/stratametrics/strata/tenancy"
 	"github.com/stratametrics/strata/tlsconfig"
@@ -35,6 +36,8 @@ type queryConfig struct {
 	ruleTLS         *tlsconfig.ClientConfig
 	httpTLS         *serverTLS
 	tenancy         queryTenancyFlags
+	// blocks, when set, is the bucket whose blocks the web UI shows.
+	blocks *objstoreFlags
 }
 
 // queryTenancyFlags are the querier's tenant enforcement and authentication flags.
@@ -50,10 +53,11 @@ type queryTenancyFlags struct {
 func queryCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
 	cmd := app.Command("query", "Serve the Prometheus HTTP API over every store: fan out, merge, deduplicate replicas, evaluate PromQL.")
 	c := &queryConfig{}
-	cmd.Flag("http-address", "Address to listen on for the Prometheus HTTP API (/api/v1/...), /metrics, /-/healthy and /-/ready.").
+	cmd.Flag("http-address", "Address to listen on for the web UI (/), the Prometheus HTTP API (/api/v1/...), /metrics, /-/healthy and /-/ready.").
 		Default(":10902").StringVar(&c.httpAddress)
 	c.httpTLS = registerServerTLS(cmd, "http")
 	c.register(cmd)
+	c.blocks = registerObjstoreFlags(cmd)
 	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
 		return runQuery(c, logger, reg)
 	}
@@ -127,9 +131,14 @@ type queryComponent struct {
 	set   *querier.EndpointSet
 	api   *querier.API
 	rules *querier.RulesProxy
+	// tenancy confines requests to a tenant; nil when it is not enforced.
+	tenancy *querier.Tenancy
+	// bucket, if not nil, is the bucket of --objstore.config for the UI's blocks page.
+	bucket objstore.Bucket
 	// auth, when tenants are authenticated, reloads the tenants file.
 	auth           *tenancy.Authenticator
 	reloadInterval time.Duration
+	logger         *slog.Logger
 }
 
 func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.Logger) (*queryComponent, error) {
@@ -180,8 +189,8 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 		logger.Info("query tenancy enforced", "authenticated", auth != nil, "tenant_header", ten.Header(), "tenant_label", ten.LabelName())
 	}
 	return &queryComponent{
-		set: set, api: querier.NewAPI(q, opts, reg, logger), rules: rules,
-		auth: auth, reloadInterval: c.tenancy.reloadInterval,
+		set: set, api: querier.NewAPI(q, opts, reg, logger), rules: rules, tenancy: ten,
+		auth: auth, reloadInterval: c.tenancy.reloadInterval, logger: logger,
 	}, nil
 }
 
@@ -191,6 +200,7 @@ func newQueryComponent(c *queryConfig, reg prometheus.Registerer, logger *slog.L
 func (q *queryComponent) httpMux(g prometheus.Gatherer) *http.ServeMux {
 	mux := opsMux(g, func() bool { return true })
 	q.register(mux)
+	q.registerUI(mux, q.bucket, q.logger)
 	return mux
 }
 
@@ -223,13 +233,20 @@ func (q *queryComponent) addTo(g *run.Group) {
 
 func (q *queryComponent) close() error {
 	q.rules.Close()
-	return q.set.Close()
+	err := q.set.Close()
+	if q.bucket != nil {
+		err = errors.Join(err, q.bucket.Close())
+	}
+	return err
 }
 
 func runQuery(c *queryConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	q, err := newQueryComponent(c, reg, logger)
 	if err != nil {
 		return err
+	}
+	if q.bucket, err = c.blocks.bucket(context.Background(), reg, logger); err != nil {
+		return errors.Join(err, q.close())
 	}
 	srv, lis, err := listenTLS(c.httpAddress, q.httpMux(reg), c.httpTLS, reg, logger)
 	if err != nil {

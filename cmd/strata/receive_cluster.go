@@ -212,6 +212,10 @@ func gossipRingStatus(g *hashring.Gossip, gr *hashring.GossipRinger, rf int) any
 	} else {
 		rs.Members = hashring.Status(ring)
 	}
+	heard := g.LastHeard()
+	for i := range rs.Members {
+		rs.Members[i].LastHeartbeat = heard[rs.Members[i].Name]
+	}
 	return map[string]any{"rings": []ringStatus{rs}}
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stratametrics/strata/hashring"
+	"github.com/stratametrics/strata/objstore"
 	"github.com/stratametrics/strata/storeapi/infopb"
 	"github.com/stratametrics/strata/storeapi/storepb"
 	"github.com/stratametrics/strata/storegw/blocksync"
@@ -91,6 +92,8 @@ func registerStore(app *kingpin.Application) (*kingpin.CmdClause, *storeConfig) 
 
 // storeGateway is a built store gateway: a bucket store fed by a block syncer.
 type storeGateway struct {
+	// bkt is the bucket the gateway serves.
+	bkt     objstore.Bucket
 	store   *bucketstore.Store
 	syncer  *blocksync.Syncer
 	ready   atomic.Bool // the first sync succeeded
@@ -130,7 +133,7 @@ func newStoreGateway(ctx context.Context, c *storeConfig, reg prometheus.Registe
 	if err != nil {
 		return nil, err
 	}
-	gw := &storeGateway{store: bucketstore.NewStore(bkt, c.dataDir, reg, logger,
+	gw := &storeGateway{bkt: bkt, store: bucketstore.NewStore(bkt, c.dataDir, reg, logger,
 		bucketstore.WithCaches(*caches),
 		bucketstore.WithLimits(c.limitSeries, c.limitSamples),
 	), caches: caches, grpcOpts: grpcOpts}

@@ -56,7 +56,7 @@ func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
-	cmd.Flag("http-address", "Address to listen on for the Prometheus HTTP API (Grafana, PromQL), /metrics, /-/healthy, /-/ready and /api/v1/ring.").Default(upDefaultHTTPAddress).StringVar(&c.httpAddress)
+	cmd.Flag("http-address", "Address to listen on for the web UI (/), the Prometheus HTTP API (Grafana, PromQL), /metrics, /-/healthy, /-/ready and /api/v1/ring.").Default(upDefaultHTTPAddress).StringVar(&c.httpAddress)
 	cmd.Flag("self-scrape-interval", "How often strata stores its own metrics.").Default("15s").DurationVar(&c.selfScrapeEvery)
 	cmd.Flag("self-scrape.disable", "Do not store strata's own metrics.").BoolVar(&c.disableSelfScape)
 	cmd.Flag("rule-file", "Prometheus rule file the ruler evaluates; a glob pattern matches several. Repeatable. Default: <data-dir>/rules/*.yaml, where an example is written on the first start.").
@@ -263,6 +263,7 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	// aggregation of remote rulers.
 	query.api.Register(ops)
 	rule.Register(ops)
+	query.registerUI(ops, gw.bkt, logger.With("component", "ui"))
 	// The query frontend answers range queries on the HTTP port: it splits,
 	// caches and shards them and sends the pieces to the querier, which
 	// serves everything on a loopback port of its own.
@@ -333,8 +334,8 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 
 	httpURL := "http://" + hostPort(opsLis.Addr().String())
 	logger.Info("strata is up", "remote_write_url", rwURL, "query_url", httpURL, "data", c.dataDir)
-	fmt.Printf("\nstrata is up.\n  Prometheus remote_write: url: %s\n  Query (Grafana, PromQL): %s  e.g. %s/api/v1/query?query=up\n  Rules and alerts:        %s/api/v1/rules  (files: %s)\n  Data:                    %s\n\n",
-		rwURL, httpURL, httpURL, httpURL, strings.Join(upRuleFiles(c), ", "), c.dataDir)
+	fmt.Printf("\nstrata is up.\n  Web UI:                  %s\n  Prometheus remote_write: url: %s\n  Query (Grafana, PromQL): %s  e.g. %s/api/v1/query?query=up\n  Rules and alerts:        %s/api/v1/rules  (files: %s)\n  Data:                    %s\n\n",
+		httpURL, rwURL, httpURL, httpURL, httpURL, strings.Join(upRuleFiles(c), ", "), c.dataDir)
 
 	runErr := g.Run()
 	if err := closeAll(); err != nil {
