@@ -73,6 +73,10 @@ fuzz: ## Fuzz every decoder of untrusted bytes for FUZZTIME each (default 30s).
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRW1$$' -fuzztime $(or $(FUZZTIME),30s) ./receive/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRW2$$' -fuzztime $(or $(FUZZTIME),30s) ./receive/
 	$(GO) test -run '^$$' -fuzz '^FuzzForwardedRequest$$' -fuzztime $(or $(FUZZTIME),30s) ./receive/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatrix$$' -fuzztime $(or $(FUZZTIME),30s) ./queryfrontend/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExtent$$' -fuzztime $(or $(FUZZTIME),30s) ./queryfrontend/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromForm$$' -fuzztime $(or $(FUZZTIME),30s) ./queryshard/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChunkedResponse$$' -fuzztime $(or $(FUZZTIME),30s) ./sidecar/
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck.

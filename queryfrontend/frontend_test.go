@@ -470,7 +470,7 @@ func FuzzDecodeMatrix(f *testing.F) {
 		again, err := decodeMatrix(appendMatrix(nil, r))
 		require.NoError(t, err)
 		require.Equal(t, len(r.Series), len(again.Series))
-		require.Equal(t, r.Warnings, again.Warnings)
+		require.True(t, slices.Equal(r.Warnings, again.Warnings), "%q != %q", r.Warnings, again.Warnings)
 		for i := range r.Series {
 			require.Equal(t, r.Series[i].Labels, again.Series[i].Labels)
 			require.Equal(t, len(r.Series[i].Points), len(again.Series[i].Points))
