@@ -2,9 +2,7 @@ package querier
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -12,16 +10,14 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/stratametrics/strata/internal/apijson"
 )
 
 // The encoders in this file produce the same bytes as Prometheus' web/api/v1 JSON codec, which is
-// built on jsoniter. Two details of that codec are easy to get wrong and are matched on purpose:
-//   - Label names and values are written without HTML escaping ("<" stays "<"), while every other
-//     string of the envelope (errors, warnings, label name and value lists) is HTML-escaped as
-//     encoding/json does.
-//   - Sample values are quoted strings formatted with 'f' and the shortest precision, except that
-//     magnitudes below 1e-6 or at or above 1e21 use 'e', like encoding/json does for numbers.
-//     Scalars and strings keep promql's own MarshalJSON, which always uses 'f'.
+// built on jsoniter; internal/apijson has the details that are easy to get wrong (label strings
+// without HTML escaping, sample value formats). Scalars and strings keep promql's own
+// MarshalJSON, which always uses 'f'.
 //
 // Hand-written appenders are used instead of reflection for the large payloads (vectors, matrices,
 // series lists) because a query result can hold millions of points.
@@ -40,7 +36,7 @@ type apiQueryData struct {
 
 func (d apiQueryData) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"resultType":`...)
-	b = apiAppendString(b, string(d.resultType))
+	b = apijson.AppendString(b, string(d.resultType))
 	b = append(b, `,"result":`...)
 	var err error
 	switch v := d.result.(type) {
@@ -74,7 +70,7 @@ func (d apiSeriesData) appendJSON(b []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = apiAppendLabels(b, ls)
+		b = apijson.AppendLabels(b, ls)
 	}
 	return append(b, ']'), nil
 }
@@ -89,18 +85,18 @@ func (d apiExemplarData) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"seriesLabels":`...)
-		b = apiAppendLabels(b, r.SeriesLabels)
+		b = apijson.AppendLabels(b, r.SeriesLabels)
 		b = append(b, `,"exemplars":[`...)
 		for j, e := range r.Exemplars {
 			if j > 0 {
 				b = append(b, ',')
 			}
 			b = append(b, `{"labels":`...)
-			b = apiAppendLabels(b, e.Labels)
+			b = apijson.AppendLabels(b, e.Labels)
 			b = append(b, `,"value":`...)
-			b = apiAppendFloat(b, e.Value)
+			b = apijson.AppendFloat(b, e.Value)
 			b = append(b, `,"timestamp":`...)
-			b = apiAppendTimestamp(b, e.Ts)
+			b = apijson.AppendTimestamp(b, e.Ts)
 			b = append(b, '}')
 		}
 		b = append(b, "]}"...)
@@ -123,15 +119,15 @@ func apiAppendVector(b []byte, v promql.Vector) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"metric":`...)
-		b = apiAppendLabels(b, s.Metric)
+		b = apijson.AppendLabels(b, s.Metric)
 		if s.H == nil {
 			b = append(b, `,"value":[`...)
-			b = apiAppendTimestamp(b, s.T)
+			b = apijson.AppendTimestamp(b, s.T)
 			b = append(b, ',')
-			b = apiAppendFloat(b, s.F)
+			b = apijson.AppendFloat(b, s.F)
 		} else {
 			b = append(b, `,"histogram":[`...)
-			b = apiAppendTimestamp(b, s.T)
+			b = apijson.AppendTimestamp(b, s.T)
 			b = append(b, ',')
 			b = apiAppendHistogram(b, s.H)
 		}
@@ -147,7 +143,7 @@ func apiAppendMatrix(b []byte, m promql.Matrix) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"metric":`...)
-		b = apiAppendLabels(b, s.Metric)
+		b = apijson.AppendLabels(b, s.Metric)
 		if len(s.Floats) > 0 {
 			b = append(b, `,"values":[`...)
 			for j, p := range s.Floats {
@@ -155,9 +151,9 @@ func apiAppendMatrix(b []byte, m promql.Matrix) []byte {
 					b = append(b, ',')
 				}
 				b = append(b, '[')
-				b = apiAppendTimestamp(b, p.T)
+				b = apijson.AppendTimestamp(b, p.T)
 				b = append(b, ',')
-				b = apiAppendFloat(b, p.F)
+				b = apijson.AppendFloat(b, p.F)
 				b = append(b, ']')
 			}
 			b = append(b, ']')
@@ -169,7 +165,7 @@ func apiAppendMatrix(b []byte, m promql.Matrix) []byte {
 					b = append(b, ',')
 				}
 				b = append(b, '[')
-				b = apiAppendTimestamp(b, p.T)
+				b = apijson.AppendTimestamp(b, p.T)
 				b = append(b, ',')
 				b = apiAppendHistogram(b, p.H)
 				b = append(b, ']')
@@ -181,38 +177,7 @@ func apiAppendMatrix(b []byte, m promql.Matrix) []byte {
 	return append(b, ']')
 }
 
-// apiAppendTimestamp writes a millisecond timestamp as a JSON number of seconds. A whole second
-// has no fraction ("1435781451"); otherwise the fraction always has three digits ("1.100",
-// "-0.001"), exactly as Prometheus writes it.
-func apiAppendTimestamp(b []byte, t int64) []byte {
-	if t < 0 {
-		b = append(b, '-')
-		t = -t
-	}
-	b = strconv.AppendInt(b, t/1000, 10)
-	if frac := t % 1000; frac != 0 {
-		b = append(b, '.')
-		if frac < 100 {
-			b = append(b, '0')
-		}
-		if frac < 10 {
-			b = append(b, '0')
-		}
-		b = strconv.AppendInt(b, frac, 10)
-	}
-	return b
-}
 
-// apiAppendFloat writes a sample value as a quoted string: "1.5", "+Inf", "-Inf", "NaN".
-func apiAppendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = append(b, '"')
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	return append(b, '"')
-}
 
 // apiAppendHistogram writes a native histogram as {"count","sum","buckets"}. Each bucket is
 // [boundary_rule, "lower", "upper", "count"], where the rule is 0 for (lower, upper], 1 for
@@ -220,9 +185,9 @@ func apiAppendFloat(b []byte, f float64) []byte {
 // "buckets" is absent when all are empty.
 func apiAppendHistogram(b []byte, h *histogram.FloatHistogram) []byte {
 	b = append(b, `{"count":`...)
-	b = apiAppendFloat(b, h.Count)
+	b = apijson.AppendFloat(b, h.Count)
 	b = append(b, `,"sum":`...)
-	b = apiAppendFloat(b, h.Sum)
+	b = apijson.AppendFloat(b, h.Sum)
 	found := false
 	it := h.AllBucketIterator()
 	for it.Next() {
@@ -248,11 +213,11 @@ func apiAppendHistogram(b []byte, h *histogram.FloatHistogram) []byte {
 		b = append(b, '[')
 		b = strconv.AppendInt(b, int64(rule), 10)
 		b = append(b, ',')
-		b = apiAppendFloat(b, bucket.Lower)
+		b = apijson.AppendFloat(b, bucket.Lower)
 		b = append(b, ',')
-		b = apiAppendFloat(b, bucket.Upper)
+		b = apijson.AppendFloat(b, bucket.Upper)
 		b = append(b, ',')
-		b = apiAppendFloat(b, bucket.Count)
+		b = apijson.AppendFloat(b, bucket.Count)
 		b = append(b, ']')
 	}
 	if found {
@@ -261,78 +226,5 @@ func apiAppendHistogram(b []byte, h *histogram.FloatHistogram) []byte {
 	return append(b, '}')
 }
 
-// apiAppendLabels writes a label set as a JSON object in label order.
-func apiAppendLabels(b []byte, ls labels.Labels) []byte {
-	b = append(b, '{')
-	first := true
-	ls.Range(func(l labels.Label) {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = apiAppendLabelString(b, l.Name)
-		b = append(b, ':')
-		b = apiAppendLabelString(b, l.Value)
-	})
-	return append(b, '}')
-}
 
-const apiHex = "0123456789abcdef"
 
-// apiAppendLabelString quotes a label name or value the way Prometheus does: control characters,
-// quotes and backslashes are escaped, HTML characters are not. Invalid UTF-8 becomes U+FFFD so
-// that the output stays valid JSON.
-func apiAppendLabelString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i++
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', apiHex[c>>4], apiHex[c&0xF])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// apiAppendString quotes s like encoding/json does, HTML escaping included.
-func apiAppendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			enc, _ := json.Marshal(s) // Marshalling a string cannot fail.
-			return append(b, enc...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/stratametrics/strata/internal/apijson"
 )
 
 // apiEnvelope is a Prometheus HTTP API answer to a range query.
@@ -142,26 +144,16 @@ func decodeMatrix(body []byte) (Response, error) {
 	return out, nil
 }
 
-// appendMatrix appends the API's JSON for a successful range query answer of
-// r, with the given warnings and infos.
+// appendMatrix appends the API's JSON for a successful range query answer
+// r, with its warnings and infos, in the bytes the querier writes.
 func appendMatrix(b []byte, r Response) []byte {
 	b = append(b, `{"status":"success","data":{"resultType":"matrix","result":[`...)
 	for i, s := range r.Series {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"metric":{`...)
-		first := true
-		s.Labels.Range(func(l labels.Label) {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendJSONString(b, l.Name)
-			b = append(b, ':')
-			b = appendJSONString(b, l.Value)
-		})
-		b = append(b, '}')
+		b = append(b, `{"metric":`...)
+		b = apijson.AppendLabels(b, s.Labels)
 		var floats, hists int
 		for _, p := range s.Points {
 			if len(p.H) > 0 {
@@ -171,42 +163,10 @@ func appendMatrix(b []byte, r Response) []byte {
 			}
 		}
 		if floats > 0 {
-			b = append(b, `,"values":[`...)
-			n := 0
-			for _, p := range s.Points {
-				if len(p.H) > 0 {
-					continue
-				}
-				if n > 0 {
-					b = append(b, ',')
-				}
-				n++
-				b = append(b, '[')
-				b = appendTime(b, p.T)
-				b = append(b, ',', '"')
-				b = appendValue(b, p.V)
-				b = append(b, '"', ']')
-			}
-			b = append(b, ']')
+			b = appendPoints(b, `,"values":[`, s.Points, false)
 		}
 		if hists > 0 {
-			b = append(b, `,"histograms":[`...)
-			n := 0
-			for _, p := range s.Points {
-				if len(p.H) == 0 {
-					continue
-				}
-				if n > 0 {
-					b = append(b, ',')
-				}
-				n++
-				b = append(b, '[')
-				b = appendTime(b, p.T)
-				b = append(b, ',')
-				b = append(b, p.H...)
-				b = append(b, ']')
-			}
-			b = append(b, ']')
+			b = appendPoints(b, `,"histograms":[`, s.Points, true)
 		}
 		b = append(b, '}')
 	}
@@ -214,6 +174,32 @@ func appendMatrix(b []byte, r Response) []byte {
 	b = appendStrings(b, "warnings", r.Warnings)
 	b = appendStrings(b, "infos", r.Infos)
 	return append(b, '}')
+}
+
+// appendPoints appends the float points of pts, or the histogram points,
+// as [time, value] pairs after prefix, and closes the array.
+func appendPoints(b []byte, prefix string, pts []Point, hists bool) []byte {
+	b = append(b, prefix...)
+	n := 0
+	for _, p := range pts {
+		if (len(p.H) > 0) != hists {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, '[')
+		b = apijson.AppendTimestamp(b, p.T)
+		b = append(b, ',')
+		if hists {
+			b = append(b, p.H...)
+		} else {
+			b = apijson.AppendFloat(b, p.V)
+		}
+		b = append(b, ']')
+	}
+	return append(b, ']')
 }
 
 func appendStrings(b []byte, name string, ss []string) []byte {
@@ -227,44 +213,14 @@ func appendStrings(b []byte, name string, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = apijson.AppendString(b, s)
 	}
 	return append(b, ']')
 }
 
-// appendTime appends t (Unix milliseconds) as Unix seconds with up to three
-// decimals, as the Prometheus API does.
-func appendTime(b []byte, t int64) []byte {
-	if t < 0 {
-		b = append(b, '-')
-		t = -t
-	}
-	b = strconv.AppendInt(b, t/1000, 10)
-	if ms := t % 1000; ms != 0 {
-		frac := strconv.AppendInt([]byte{'.'}, 1000+ms, 10) // ".1xyz"
-		frac = append(frac[:1], frac[2:]...)                // ".xyz"
-		b = append(b, bytes.TrimRight(frac, "0")...)
-	}
-	return b
-}
-
-// appendValue appends v as the Prometheus API writes sample values.
-func appendValue(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, "NaN"...)
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	}
-	return strconv.AppendFloat(b, v, 'f', -1, 64)
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+// formatMillis formats Unix milliseconds as the API's Unix seconds.
+func formatMillis(t int64) string {
+	return string(apijson.AppendTimestamp(nil, t))
 }
 
 // formKey returns the canonical encoding of the form values not named in

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratametrics/strata/internal/apijson"
 )
 
 // maxProxiedBody bounds the request bodies the frontend buffers to be able
@@ -190,9 +192,9 @@ func writeUnavailable(w http.ResponseWriter, err error) {
 
 // writeAPIError writes a Prometheus API error answer.
 func writeAPIError(w http.ResponseWriter, status int, errType, msg string) {
-	b := append([]byte(`{"status":"error","errorType":`), appendJSONString(nil, errType)...)
+	b := apijson.AppendString([]byte(`{"status":"error","errorType":`), errType)
 	b = append(b, `,"error":`...)
-	b = appendJSONString(b, msg)
+	b = apijson.AppendString(b, msg)
 	b = append(b, '}')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

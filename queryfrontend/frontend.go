@@ -487,7 +487,3 @@ func parseStep(s string) (time.Duration, bool) {
 	return d, true
 }
 
-// formatMillis formats Unix milliseconds as the API's Unix seconds.
-func formatMillis(t int64) string {
-	return string(appendTime(nil, t))
-}

@@ -436,7 +436,7 @@ func TestMatrixJSONRoundTrip(t *testing.T) {
 		}
 	}
 	require.Contains(t, string(b), `[1700000000.123,"+Inf"]`)
-	require.Contains(t, string(b), `[-1.5,"-Inf"]`)
+	require.Contains(t, string(b), `[-1.500,"-Inf"]`)
 	require.Contains(t, string(b), `[0.001,"0.001"]`)
 }
 
