@@ -177,8 +177,6 @@ func apiAppendMatrix(b []byte, m promql.Matrix) []byte {
 	return append(b, ']')
 }
 
-
-
 // apiAppendHistogram writes a native histogram as {"count","sum","buckets"}. Each bucket is
 // [boundary_rule, "lower", "upper", "count"], where the rule is 0 for (lower, upper], 1 for
 // [lower, upper), 2 for (lower, upper) and 3 for [lower, upper]. Empty buckets are left out and
@@ -225,6 +223,3 @@ func apiAppendHistogram(b []byte, h *histogram.FloatHistogram) []byte {
 	}
 	return append(b, '}')
 }
-
-
-

@@ -486,4 +486,3 @@ func parseStep(s string) (time.Duration, bool) {
 	}
 	return d, true
 }
-
