@@ -52,7 +52,7 @@ type upConfig struct {
 var upExampleRules []byte
 
 func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
-	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket, a compactor of the bucket, a querier over all of them and a ruler, storing their own metrics.")
+	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket, a compactor of the bucket, a querier over all of them behind a query frontend, and a ruler, storing their own metrics.")
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
 	cmd.Flag("remote-write.address", "Address to listen on for remote write (path /api/v1/receive).").Default(upDefaultRWAddress).StringVar(&c.rwAddress)
