@@ -1,0 +1,2 @@
+// Package frontendbench measures the query frontend on a generated bucket.
+package frontendbench
