@@ -25,7 +25,7 @@ var (
 	interval  = flag.Duration("frontendbench.scrape-interval", time.Minute, "sample interval of the dataset")
 	compact   = flag.Bool("frontendbench.compact", true, "run `strata compact` (no downsampling) over the bucket before measuring")
 	step      = flag.Duration("frontendbench.step", time.Hour, "the dashboard's step")
-	coldLoads = flag.Int("frontendbench.cold", 5, "cold dashboard loads per configuration, each on freshly started processes")
+	coldLoads = flag.Int("frontendbench.cold", 10, "cold dashboard loads per configuration, each on freshly started processes")
 	warmLoads = flag.Int("frontendbench.warm", 20, "warm dashboard loads per configuration, after the last cold one")
 	shards    = flag.Int("frontendbench.shards", 2, "--query-range.shards of a third configuration; 1 or less leaves it out")
 	workDir   = flag.String("frontendbench.dir", "", "directory for the bucket and the processes' data; empty is a temporary directory")
