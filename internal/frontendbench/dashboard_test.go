@@ -26,7 +26,7 @@ var panels = []struct{ title, expr string }{
 	{"count", `count by (job) (node_metric_04_total{job="node"})`},
 	{"increase 1h by instance", `sum by (instance) (increase(node_metric_05_total{job="node"}[1h]))`},
 	{"quantile", `quantile(0.9, rate(node_metric_06_total{job="node"}[1h]))`},
-	{"single series", `rate(node_metric_07_total{instance="host-00003",job="node"}[1h])`},
+	{"single series", `rate(node_metric_07_total{instance="host-00001",job="node"}[1h])`},
 	{"regex __name__", `count by (__name__) ({__name__=~"node_metric_1[0-9]_total",job="node"})`},
 	{"ratio", `sum(rate(node_metric_08_total{job="node"}[1h])) / sum(rate(node_metric_09_total{job="node"}[1h]))`},
 }

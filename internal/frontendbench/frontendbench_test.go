@@ -71,6 +71,7 @@ func TestFrontendDashboard(t *testing.T) {
 		t.Skip("no -frontendbench.strata binary given; run `make bench-frontend`")
 	}
 	require.Positive(t, *coldLoads)
+	require.GreaterOrEqual(t, *hosts, 2, "the single-series panel reads host-00001")
 	dir := *workDir
 	if dir == "" {
 		dir = t.TempDir()

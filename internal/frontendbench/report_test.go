@@ -156,6 +156,47 @@ func renderReport(ds *dataset, start, end time.Time, results []phaseResult) stri
 		c := r.cost
 		w("| %s | %s | %.0f / %.0f / %.0f / %.0f | %.0f | %d |\n", r.config, r.phase, c.hit, c.partial, c.miss, c.bypass, c.downstream, r.inexact)
 	}
+	w("\n## Summary\n\n")
+	summarize(w, results)
 	w("\nThe whole run, generation included, took %s.\n", ds.elapsed.Round(time.Second))
 	return b.String()
+}
+
+// summarize compares each frontend configuration with the querier alone,
+// phase by phase, in words computed from the results.
+func summarize(w func(string, ...any), results []phaseResult) {
+	find := func(config, phase string) *phaseResult {
+		for i := range results {
+			if results[i].config == config && results[i].phase == phase {
+				return &results[i]
+			}
+		}
+		return nil
+	}
+	ratio := func(a, b time.Duration) string {
+		if a <= b {
+			return fmt.Sprintf("%.1f× faster", float64(b)/float64(max(a, 1)))
+		}
+		return fmt.Sprintf("%.1f× slower", float64(a)/float64(max(b, 1)))
+	}
+	cpu := func(r *phaseResult) float64 {
+		return (r.cost.storeCPU + r.cost.querierCPU + r.cost.feCPU) / float64(len(r.dashboards))
+	}
+	for i := range results {
+		r := &results[i]
+		base := find("querier", r.phase)
+		if r.headers == 0 || base == nil {
+			continue
+		}
+		loads := len(r.dashboards)
+		w("- %s, %s: the dashboard loads %s at p50 (%s against %s) and %s at p99 than from the querier alone; ", r.config, r.phase,
+			ratio(quantile(r.dashboards, .5), quantile(base.dashboards, .5)), ms(quantile(r.dashboards, .5)), ms(quantile(base.dashboards, .5)),
+			ratio(quantile(r.dashboards, .99), quantile(base.dashboards, .99)))
+		w("each load sends %.0f requests to the querier (the querier alone gets %d), %.2f CPU-seconds of all processes against %.2f, and %s from the bucket against %s.\n",
+			r.cost.downstream/float64(loads), len(panels), cpu(r), cpu(base),
+			mib(r.cost.bucketBytes/float64(loads)), mib(base.cost.bucketBytes/float64(len(base.dashboards))))
+	}
+	if r := find("frontend", "cold"); r != nil && r.headers > 0 {
+		w("- The frontend splits each panel at UTC midnights into %.0f queries, each cached on its own.\n", float64(r.header[0])/float64(r.headers))
+	}
 }
