@@ -71,7 +71,7 @@ FRONTEND_WARM  ?= 20
 FRONTEND_OUT   ?= docs/benchmarks-frontend.md
 
 .PHONY: bench-frontend
-bench-frontend: build ## Measure a 30-day dashboard with and without the query frontend, cold and warm, into docs/benchmarks-frontend.md (~6 min).
+bench-frontend: build ## Measure a 30-day dashboard with and without the query frontend, cold and warm, into docs/benchmarks-frontend.md (~4 min).
 	$(GO) test -count=1 -timeout 1h -run TestFrontendDashboard -v ./internal/frontendbench/ -args \
 		-frontendbench.strata=$(CURDIR)/$(BUILD_DIR)/$(BINARY) -frontendbench.hosts=$(FRONTEND_HOSTS) \
 		-frontendbench.cold=$(FRONTEND_COLD) -frontendbench.warm=$(FRONTEND_WARM) -frontendbench.out=$(CURDIR)/$(FRONTEND_OUT)
