@@ -64,6 +64,18 @@ bench-compact: build ## Measure compaction, replica dedup and downsampling on a 
 		-compactbench.strata=$(CURDIR)/$(BUILD_DIR)/$(BINARY) -compactbench.series=$(COMPACT_SERIES) \
 		-compactbench.days=$(COMPACT_DAYS) -compactbench.replicas=$(COMPACT_REPLICAS)
 
+# make bench-frontend: the dashboard the query frontend is measured on.
+FRONTEND_HOSTS ?= 20
+FRONTEND_COLD  ?= 10
+FRONTEND_WARM  ?= 20
+FRONTEND_OUT   ?= docs/benchmarks-frontend.md
+
+.PHONY: bench-frontend
+bench-frontend: build ## Measure a 30-day dashboard with and without the query frontend, cold and warm, into docs/benchmarks-frontend.md (~4 min).
+	$(GO) test -count=1 -timeout 1h -run TestFrontendDashboard -v ./internal/frontendbench/ -args \
+		-frontendbench.strata=$(CURDIR)/$(BUILD_DIR)/$(BINARY) -frontendbench.hosts=$(FRONTEND_HOSTS) \
+		-frontendbench.cold=$(FRONTEND_COLD) -frontendbench.warm=$(FRONTEND_WARM) -frontendbench.out=$(CURDIR)/$(FRONTEND_OUT)
+
 .PHONY: bench-micro
 bench-micro: ## Run every package's Go benchmarks ($(BENCH_COUNT) times, for benchstat) into bench.txt.
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee bench.txt
