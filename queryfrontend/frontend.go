@@ -285,26 +285,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, rq rangeQu
 	stats := &rangeStats{splits: len(subs)}
 	f.m.splits.Add(float64(len(subs)))
 
-	parts := make([]Response, len(subs))
-	errs := make([]error, len(subs))
-	var wg sync.WaitGroup
-	now := f.now()
-	for i, sub := range subs {
-		wg.Go(func() {
-			fetch := func(ctx context.Context, q Request) (Response, error) {
-				return f.fetch(ctx, r, q, rq, stats)
-			}
-			if f.cache == nil || rq.whole {
-				parts[i], errs[i] = fetch(ctx, sub)
-				stats.add(CacheBypass)
-				return
-			}
-			var o CacheOutcome
-			parts[i], o, errs[i] = f.cache.Fetch(ctx, sub, now, fetch)
-			stats.add(o)
-		})
-	}
-	wg.Wait()
+	parts, errs := f.fetchSplits(ctx, r, rq, subs, stats)
 	for o, n := range stats.outcomes {
 		if f.cache != nil && n > 0 {
 			f.m.cache.WithLabelValues(CacheOutcome(o).String()).Add(float64(n))
@@ -337,6 +318,70 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, rq rangeQu
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(appendMatrix(nil, resp))
+}
+
+// fetchSplits answers the pieces of a range query, in parallel. Without a
+// results cache, or for a query that is not split, each piece is one
+// downstream query. With the cache, each run of consecutive pieces that the
+// cache holds nothing of is one downstream query whose answer is cached
+// piece by piece, and each piece the cache holds some of is answered from
+// it, fetching only what it lacks.
+func (f *Frontend) fetchSplits(ctx context.Context, r *http.Request, rq rangeQuery, subs []Request, stats *rangeStats) ([]Response, []error) {
+	parts := make([]Response, len(subs))
+	errs := make([]error, len(subs))
+	fetch := func(ctx context.Context, q Request) (Response, error) {
+		return f.fetch(ctx, r, q, rq, stats)
+	}
+	var wg sync.WaitGroup
+	if f.cache == nil || rq.whole {
+		for i, sub := range subs {
+			wg.Go(func() {
+				parts[i], errs[i] = fetch(ctx, sub)
+				stats.add(CacheBypass)
+			})
+		}
+		wg.Wait()
+		return parts, errs
+	}
+	now := f.now()
+	looks := make([]Lookup, len(subs))
+	for i, sub := range subs {
+		var err error
+		if looks[i], err = f.cache.Lookup(sub, now); err != nil {
+			// Split made the pieces; this is a bug.
+			errs[i] = err
+			return parts, errs
+		}
+	}
+	for i := 0; i < len(looks); {
+		lo, hi := i, i+1
+		if looks[lo].Hit() {
+			wg.Go(func() {
+				var o CacheOutcome
+				parts[lo], o, errs[lo] = f.cache.FetchLookup(ctx, looks[lo], fetch)
+				stats.add(o)
+			})
+			i = hi
+			continue
+		}
+		for hi < len(looks) && !looks[hi].Hit() {
+			hi++
+		}
+		wg.Go(func() {
+			resps, outcomes, err := f.cache.FetchRun(ctx, looks[lo:hi], fetch)
+			if err != nil {
+				errs[lo] = err
+				return
+			}
+			copy(parts[lo:hi], resps)
+			for _, o := range outcomes {
+				stats.add(o)
+			}
+		})
+		i = hi
+	}
+	wg.Wait()
+	return parts, errs
 }
 
 // fetch runs one piece of a range query on the queriers, in shards when

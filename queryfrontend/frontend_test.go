@@ -171,10 +171,10 @@ func TestFrontendSplitsCachesAndServesRepeatedQueriesFromCache(t *testing.T) {
 	require.Equal(t, want, decodeBody(t, w))
 	require.Equal(t, "splits=3 hit=0 partial=0 miss=3 bypass=0", w.Header().Get("X-Strata-Results-Cache"))
 	reqs := fx.queries[0].rangeRequests()
-	require.Len(t, reqs, 3, "one downstream query per day")
-	for _, r := range reqs {
-		require.Equal(t, "up", r.Get("query"))
-	}
+	require.Len(t, reqs, 1, "a cold cache: one downstream query for the three days, cached day by day")
+	require.Equal(t, "up", reqs[0].Get("query"))
+	require.Equal(t, formatMillis(at(5, 6, 0)), reqs[0].Get("start"))
+	require.Equal(t, formatMillis(at(7, 18, 0)), reqs[0].Get("end"))
 
 	fx.queries[0].reset()
 	w = fx.get(t, "/api/v1/query_range", p, nil)
@@ -185,6 +185,26 @@ func TestFrontendSplitsCachesAndServesRepeatedQueriesFromCache(t *testing.T) {
 	require.Equal(t, 3.0, testutil.ToFloat64(fx.f.m.cache.WithLabelValues("miss")))
 	require.Equal(t, 6.0, testutil.ToFloat64(fx.f.m.splits))
 	require.Equal(t, 2.0, testutil.ToFloat64(fx.f.m.queries.WithLabelValues("200")))
+
+	// A day more on each side: each is a query of its own, the cached day
+	// in between is not asked for again, and the first and last cached days
+	// fetch only what they lack.
+	fx.queries[0].reset()
+	wider := rangeParams("up", at(4, 6, 0), at(8, 1, 0), time.Minute)
+	w = fx.get(t, "/api/v1/query_range", wider, nil)
+	require.Equal(t, answer(Request{Start: at(4, 6, 0), End: at(8, 1, 0), Step: time.Minute}), decodeBody(t, w))
+	require.Equal(t, "splits=5 hit=1 partial=2 miss=2 bypass=0", w.Header().Get("X-Strata-Results-Cache"))
+	var ranges []string
+	for _, r := range fx.queries[0].rangeRequests() {
+		ranges = append(ranges, r.Get("start")+".."+r.Get("end"))
+	}
+	slices.Sort(ranges)
+	require.Equal(t, []string{
+		formatMillis(at(4, 6, 0)) + ".." + formatMillis(at(4, 23, 59)),
+		formatMillis(at(5, 0, 0)) + ".." + formatMillis(at(5, 5, 59)),
+		formatMillis(at(7, 18, 1)) + ".." + formatMillis(at(7, 23, 59)),
+		formatMillis(at(8, 0, 0)) + ".." + formatMillis(at(8, 1, 0)),
+	}, ranges)
 }
 
 func TestFrontendAlignsWithStepAndKeepsTheRequestedRange(t *testing.T) {
@@ -210,11 +230,9 @@ func TestFrontendKeepsUnalignedEvaluationTimes(t *testing.T) {
 		require.Equal(t, want, decodeBody(t, fx.get(t, "/api/v1/query_range", rangeParams("up", start, end, time.Minute), nil)))
 	}
 	reqs := fx.queries[0].rangeRequests()
-	require.Len(t, reqs, 2, "two splits once; the second query is served from the cache")
-	slices.SortFunc(reqs, func(a, b url.Values) int { return strings.Compare(a.Get("start"), b.Get("start")) })
+	require.Len(t, reqs, 1, "one query for both days, once; the second is served from the cache")
 	require.Equal(t, formatMillis(start), reqs[0].Get("start"))
-	require.Equal(t, formatMillis(at(5, 23, 59)+30_000), reqs[0].Get("end"))
-	require.Equal(t, formatMillis(at(6, 0, 0)+30_000), reqs[1].Get("start"))
+	require.Equal(t, formatMillis(at(6, 0, 59)+30_000), reqs[0].Get("end"))
 }
 
 func TestFrontendDoesNotSplitStartOrEnd(t *testing.T) {
@@ -330,7 +348,10 @@ func TestFrontendPassesQuerierErrorsOnAndCachesNothing(t *testing.T) {
 	fx.queries[0].fail = nil
 	fx.queries[0].reset()
 	decodeBody(t, fx.get(t, "/api/v1/query_range", p, nil))
-	require.Len(t, fx.queries[0].rangeRequests(), 2, "nothing was cached from the failed query")
+	require.Len(t, fx.queries[0].rangeRequests(), 1, "nothing was cached from the failed query")
+	fx.queries[0].reset()
+	decodeBody(t, fx.get(t, "/api/v1/query_range", p, nil))
+	require.Empty(t, fx.queries[0].rangeRequests(), "the successful one was")
 }
 
 func TestFrontendPassesOtherRequestsThrough(t *testing.T) {

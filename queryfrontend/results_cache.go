@@ -100,43 +100,79 @@ func NewResultsCache(c cache.Cache, interval, freshness time.Duration, p parser.
 // returned as they are, and nothing is stored; neither is anything when a
 // fetched response has warnings, which may mean that it is partial.
 func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetch FetchFunc) (Response, CacheOutcome, error) {
-	step, err := r.validate()
+	l, err := c.Lookup(r, now)
 	if err != nil {
 		return Response{}, CacheBypass, err
 	}
+	return c.FetchLookup(ctx, l, fetch)
+}
+
+// Lookup is what the cache holds for one sub-request, as Lookup found it.
+type Lookup struct {
+	r             Request
+	step          int64
+	lastCacheable int64
+	key           string // empty: not cacheable
+	old           Extent
+	hit           bool // old overlaps or touches the cacheable part of r
+}
+
+// Hit reports whether some of the request can come from the cache.
+func (l Lookup) Hit() bool { return l.hit }
+
+// Lookup reads what the cache holds for r, a request within one split
+// interval whose end is an evaluation time, at time now. A request that
+// cannot be cached (see Fetch) is a Lookup without a hit that FetchLookup
+// and FetchRun fetch without storing.
+func (c *ResultsCache) Lookup(r Request, now time.Time) (Lookup, error) {
+	step, err := r.validate()
+	if err != nil {
+		return Lookup{}, err
+	}
 	if !r.aligned(step) {
-		return Response{}, CacheBypass, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
+		return Lookup{}, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
 	}
 	split := splitStart(r.Start, c.interval)
 	if splitStart(r.End, c.interval) != split {
-		return Response{}, CacheBypass, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
+		return Lookup{}, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
 	}
 	// The last evaluation time that may be stored: strictly before
 	// now-freshness.
 	phase := r.phase(step)
-	lastCacheable := floorOnGrid(now.UnixMilli()-c.freshness-1, step, phase)
+	l := Lookup{r: r, step: step, lastCacheable: floorOnGrid(now.UnixMilli()-c.freshness-1, step, phase)}
 	key, ok := c.key(r, step, split)
-	if !ok || r.Start > lastCacheable {
+	if !ok || r.Start > l.lastCacheable {
+		return l, nil
+	}
+	l.key = key
+	wantEnd := min(r.End, l.lastCacheable)
+	l.old, l.hit = c.lookup(key, step, phase, split)
+	if l.hit && (l.old.End+step < r.Start || wantEnd+step < l.old.Start) {
+		// Disjoint: extending would mean fetching the gap as well.
+		l.hit = false
+	}
+	return l, nil
+}
+
+// FetchLookup answers the request of l as Fetch does.
+func (c *ResultsCache) FetchLookup(ctx context.Context, l Lookup, fetch FetchFunc) (Response, CacheOutcome, error) {
+	r, step := l.r, l.step
+	if l.key == "" {
 		resp, err := fetch(ctx, r)
 		if err != nil {
 			return Response{}, CacheBypass, err
 		}
 		return trim(Merge(resp), r.Start, r.End), CacheBypass, nil
 	}
-
-	want := Extent{Start: r.Start, End: min(r.End, lastCacheable)}
-	old, hit := c.lookup(key, step, phase, split)
-	if hit && (old.End+step < want.Start || want.End+step < old.Start) {
-		// Disjoint: extending would mean fetching the gap as well.
-		hit = false
-	}
+	want := Extent{Start: r.Start, End: min(r.End, l.lastCacheable)}
 	var (
 		ranges  [][2]int64
 		merged  []Response
 		stored  Extent
 		outcome = CacheMiss
+		old     = l.old
 	)
-	if hit {
+	if l.hit {
 		outcome = CacheHit
 		merged = append(merged, old.Response)
 		stored = Extent{Start: min(old.Start, want.Start), End: max(old.End, want.End)}
@@ -167,11 +203,54 @@ func (c *ResultsCache) Fetch(ctx context.Context, r Request, now time.Time, fetc
 		merged = append(merged, trim(Merge(resp), sub.Start, sub.End))
 	}
 	all := Merge(merged...)
-	if len(all.Warnings) == 0 && (!hit || stored.Start != old.Start || stored.End != old.End) {
+	if len(all.Warnings) == 0 && (!l.hit || stored.Start != old.Start || stored.End != old.End) {
 		stored.Response = trim(all, stored.Start, stored.End)
-		c.cache.Set(key, EncodeExtent(stored))
+		c.cache.Set(l.key, EncodeExtent(stored))
 	}
 	return trim(all, r.Start, r.End), outcome, nil
+}
+
+// FetchRun answers consecutive sub-requests of one request, none of which
+// has a hit, with one downstream request over all of them, and stores the
+// cacheable part of each under its own key. A cold cache then costs one
+// query, not one per split, and the next request still finds every split
+// cached. Each sub-request's outcome is CacheMiss, or CacheBypass if it
+// cannot be cached.
+func (c *ResultsCache) FetchRun(ctx context.Context, ls []Lookup, fetch FetchFunc) ([]Response, []CacheOutcome, error) {
+	if len(ls) == 0 {
+		return nil, nil, nil
+	}
+	whole := ls[0].r
+	whole.End = ls[len(ls)-1].r.End
+	for k, l := range ls {
+		if l.hit {
+			return nil, nil, fmt.Errorf("cache run: sub-request %d has a hit", k)
+		}
+		if k > 0 && l.r.Start != ls[k-1].r.End+l.step {
+			return nil, nil, fmt.Errorf("cache run: sub-request %d does not follow the one before", k)
+		}
+	}
+	resp, err := fetch(ctx, whole)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := Merge(resp)
+	out := make([]Response, len(ls))
+	outcomes := make([]CacheOutcome, len(ls))
+	for k, l := range ls {
+		out[k] = trim(all, l.r.Start, l.r.End)
+		if l.key == "" {
+			outcomes[k] = CacheBypass
+			continue
+		}
+		outcomes[k] = CacheMiss
+		if len(all.Warnings) == 0 {
+			e := Extent{Start: l.r.Start, End: min(l.r.End, l.lastCacheable)}
+			e.Response = trim(all, e.Start, e.End)
+			c.cache.Set(l.key, EncodeExtent(e))
+		}
+	}
+	return out, outcomes, nil
 }
 
 // lookup returns the extent cached under key if it decodes and fits the

@@ -369,3 +369,57 @@ func TestResultsCacheUnalignedRequestsKeepTheirPoints(t *testing.T) {
 		{r.Start, r.End}, {aligned.Start, aligned.End}, {wider.Start, r.Start - 60_000}, {r.End + 60_000, wider.End},
 	}, d.calls)
 }
+
+func TestResultsCacheFetchRun(t *testing.T) {
+	rc, c := newTestCache(t)
+	// Three days, the last one ending inside the freshness window.
+	r := req("up", at(8, 6, 0), now.UnixMilli())
+	subs, err := Split(r, day)
+	require.NoError(t, err)
+	require.Len(t, subs, 3)
+	var looks []Lookup
+	for _, sub := range subs {
+		l, err := rc.Lookup(sub, now)
+		require.NoError(t, err)
+		require.False(t, l.Hit())
+		looks = append(looks, l)
+	}
+	d := &fakeDownstream{}
+	resps, outcomes, err := rc.FetchRun(context.Background(), looks, d.fetch)
+	require.NoError(t, err)
+	require.Equal(t, [][2]int64{{r.Start, r.End}}, d.calls, "one downstream query for the run")
+	require.Equal(t, []CacheOutcome{CacheMiss, CacheMiss, CacheMiss}, outcomes)
+	for k, sub := range subs {
+		require.Equal(t, answer(sub), resps[k])
+		e, ok := cached(t, rc, c, sub)
+		require.True(t, ok)
+		require.Equal(t, sub.Start, e.Start)
+		require.Equal(t, min(sub.End, now.UnixMilli()-freshness.Milliseconds()-60_000), e.End, "the fresh part of today is not stored")
+	}
+	// Now each day is a hit, answered without the downstream.
+	for _, sub := range subs[:2] {
+		d := &fakeDownstream{}
+		resp, outcome, err := rc.Fetch(context.Background(), sub, now, d.fetch)
+		require.NoError(t, err)
+		require.Equal(t, CacheHit, outcome)
+		require.Equal(t, answer(sub), resp)
+		require.Empty(t, d.calls)
+	}
+
+	// Answers with warnings are not stored; bad runs are refused.
+	rc2, c2 := newTestCache(t)
+	var cold []Lookup
+	for _, sub := range subs {
+		l, err := rc2.Lookup(sub, now)
+		require.NoError(t, err)
+		cold = append(cold, l)
+	}
+	_, _, err = rc2.FetchRun(context.Background(), cold, (&fakeDownstream{warnings: []string{"partial"}}).fetch)
+	require.NoError(t, err)
+	_, ok := cached(t, rc2, c2, subs[0])
+	require.False(t, ok)
+	_, _, err = rc2.FetchRun(context.Background(), []Lookup{cold[0], cold[2]}, (&fakeDownstream{}).fetch)
+	require.ErrorContains(t, err, "does not follow")
+	_, _, err = rc.FetchRun(context.Background(), []Lookup{func() Lookup { l, _ := rc.Lookup(subs[0], now); return l }()}, (&fakeDownstream{}).fetch)
+	require.ErrorContains(t, err, "has a hit")
+}
