@@ -197,6 +197,6 @@ func summarize(w func(string, ...any), results []phaseResult) {
 			mib(r.cost.bucketBytes/float64(loads)), mib(base.cost.bucketBytes/float64(len(base.dashboards))))
 	}
 	if r := find("frontend", "cold"); r != nil && r.headers > 0 {
-		w("- The frontend splits each panel at UTC midnights into %.0f queries, each cached on its own.\n", float64(r.header[0])/float64(r.headers))
+		w("- The frontend splits each panel at UTC midnights into %.0f pieces, each cached on its own; on a cold cache each run of uncached pieces is one query to the querier, so a cold load costs about what it costs without the frontend. Shards each read every series of the panel (the querier filters after reading), which is why they read more from the bucket.\n", float64(r.header[0])/float64(r.headers))
 	}
 }
