@@ -47,6 +47,10 @@ run: build ## Start strata up: three receivers (RF=2) and a filesystem bucket in
 test: ## Run every test (needs prometheus, promtool, victoria-metrics and minio: see .ci/run).
 	$(GO) test -count=1 -race -timeout 20m ./...
 
+.PHONY: docs
+docs: ## Regenerate docs/configuration.md from the flags of every command.
+	$(GO) run ./cmd/strata configuration-reference > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
+
 .PHONY: bench
 bench: build ## Benchmark ingestion against Prometheus and VictoriaMetrics into docs/benchmarks.md (BENCH_SERIES=... etc., ~6 min).
 	$(GO) run ./internal/sidebyside/cmd/sidebyside --strata=$(BUILD_DIR)/$(BINARY) --out=$(BENCH_OUT) \

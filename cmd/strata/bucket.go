@@ -104,6 +104,7 @@ func registerBucket(tools *kingpin.CmdClause) *bucketConfig {
 		Default(model.Duration(bucket.DefaultPartialUploadAge).String()).SetValue(&c.partialUploadAge)
 	c.runs[cleanup.FullCommand()] = c.runCleanup
 
+	c.registerUpload(cmd)
 	return c
 }
 

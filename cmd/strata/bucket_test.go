@@ -80,7 +80,7 @@ func TestBucketCommandsRegistered(t *testing.T) {
 	for name := range runs {
 		names = append(names, name)
 	}
-	require.ElementsMatch(t, []string{"tools bucket ls", "tools bucket inspect", "tools bucket verify", "tools bucket mark", "tools bucket cleanup"}, names)
+	require.ElementsMatch(t, []string{"tools bucket ls", "tools bucket inspect", "tools bucket verify", "tools bucket mark", "tools bucket cleanup", "tools bucket upload"}, names)
 	cmd, err := app.Parse([]string{"tools", "bucket", "cleanup", "--objstore.config={type: FILESYSTEM, config: {directory: /tmp/x}}"})
 	require.NoError(t, err)
 	require.Contains(t, runs, cmd)

@@ -40,18 +40,10 @@ func runMain(args []string) int {
 	logFormat := app.Flag("log.format", "Output format of log messages: logfmt or json.").
 		Default("logfmt").Enum("logfmt", "json")
 
-	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
-	for _, c := range []command{
-		commandOf(registerReceive, runReceive), queryCommand, commandOf(registerStore, runStore),
-		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), commandOf(registerQueryFrontend, runQueryFrontend), upCommand, toolsCommand,
-		commandOf(registerSidecar, runSidecar),
-	} {
-		name, run := c(app)
-		runs[name] = run
-	}
-	for name, run := range toolsBucketCommands(app) {
-		runs[name] = run
-	}
+	runs := registerCommands(app)
+	// Last, so that it sees every other command's flags.
+	name, run := referenceCommand(app, os.Stdout)
+	runs[name] = run
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -72,6 +64,24 @@ func runMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// registerCommands registers every subcommand on app and returns their run
+// functions by full command name. Tests check the flags of deploy/ with it.
+func registerCommands(app *kingpin.Application) map[string]func(*slog.Logger, *prometheus.Registry) error {
+	runs := map[string]func(*slog.Logger, *prometheus.Registry) error{}
+	for _, c := range []command{
+		commandOf(registerReceive, runReceive), queryCommand, commandOf(registerStore, runStore),
+		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), commandOf(registerQueryFrontend, runQueryFrontend),
+		upCommand, toolsCommand, commandOf(registerSidecar, runSidecar),
+	} {
+		name, run := c(app)
+		runs[name] = run
+	}
+	for name, run := range toolsBucketCommands(app) {
+		runs[name] = run
+	}
+	return runs
 }
 
 func newLogger(w *os.File, level, format string) *slog.Logger {
