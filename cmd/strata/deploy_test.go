@@ -341,7 +341,7 @@ func TestDeployOverlays(t *testing.T) {
 					rwURLs = append(rwURLs, u)
 				}
 			}
-			require.Equal(t, map[string]int{"receive": commands["receive"], "query": 1, "store": 1, "compact": 1, "rule": 1}, commands)
+			require.Equal(t, map[string]int{"receive": commands["receive"], "query": 1, "query-frontend": 1, "store": 1, "compact": 1, "rule": 1}, commands)
 			// The writers' scheme follows the receivers' TLS.
 			for _, u := range rwURLs {
 				require.Equal(t, rwTLS, strings.HasPrefix(u, "https://"), "ruler writes to %s", u)
@@ -476,7 +476,7 @@ func TestDeployCompose(t *testing.T) {
 			require.Equal(t, s.Hostname, p.flags["cluster.node-name"], name)
 		}
 	}
-	require.Equal(t, map[string]int{"receive": 3, "query": 1, "store": 1, "compact": 1, "rule": 1}, commands)
+	require.Equal(t, map[string]int{"receive": 3, "query": 1, "query-frontend": 1, "store": 1, "compact": 1, "rule": 1}, commands)
 }
 
 // dockerfile is a parsed Dockerfile: its instructions by stage.
