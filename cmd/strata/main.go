@@ -73,7 +73,7 @@ func registerCommands(app *kingpin.Application) map[string]func(*slog.Logger, *p
 	for _, c := range []command{
 		commandOf(registerReceive, runReceive), queryCommand, commandOf(registerStore, runStore),
 		commandOf(registerCompact, runCompact), commandOf(registerRule, runRule), commandOf(registerQueryFrontend, runQueryFrontend),
-		upCommand, toolsCommand, commandOf(registerSidecar, runSidecar),
+		commandOf(registerUp, runUp), toolsCommand, commandOf(registerSidecar, runSidecar),
 	} {
 		name, run := c(app)
 		runs[name] = run

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/stratametrics/strata/hashring"
+	"github.com/stratametrics/strata/receive"
 	"github.com/stratametrics/strata/ruler"
 )
 
@@ -42,6 +43,8 @@ type upConfig struct {
 	evalInterval     model.Duration
 	alertmanagerURLs []string
 	limitsFile       string
+	tenantsFile      string
+	rwTLS            *serverTLS
 	frontend         queryFrontendFlags
 }
 
@@ -51,7 +54,8 @@ type upConfig struct {
 //go:embed up_rules.yaml
 var upExampleRules []byte
 
-func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus.Registry) error) {
+// registerUp registers the up command and its flags on app.
+func registerUp(app *kingpin.Application) (*kingpin.CmdClause, *upConfig) {
 	cmd := app.Command("up", "Run a whole strata in one process: three receivers in one gossip ring (RF=2) shipping to a filesystem bucket, a store gateway over the bucket, a compactor of the bucket, a querier over all of them behind a query frontend, and a ruler, storing their own metrics.")
 	c := &upConfig{}
 	cmd.Flag("data-dir", "Directory for the receivers' TSDBs and the filesystem bucket.").Default("./data").StringVar(&c.dataDir)
@@ -66,10 +70,11 @@ func upCommand(app *kingpin.Application) (string, func(*slog.Logger, *prometheus
 		PlaceHolder("<url>").StringsVar(&c.alertmanagerURLs)
 	cmd.Flag("limits.config-file", "YAML file of per-tenant limits for the receivers and retention for the compactor; re-read when it changes. See strata receive --help.").
 		PlaceHolder("<file>").StringVar(&c.limitsFile)
+	cmd.Flag("auth.tenants-file", "YAML file mapping bearer token hashes and client certificate fields to tenants; with it every write to --remote-write.address must authenticate (see strata receive --help). Queries are not confined; strata query --auth.tenants-file does that. Re-read when it changes.").
+		PlaceHolder("<file>").StringVar(&c.tenantsFile)
+	c.rwTLS = registerServerTLS(cmd, "remote-write")
 	c.frontend.register(cmd)
-	return cmd.FullCommand(), func(logger *slog.Logger, reg *prometheus.Registry) error {
-		return runUp(c, logger, reg)
-	}
+	return cmd, c
 }
 
 // upRuleFiles returns the rule file patterns of the ruler.
@@ -141,25 +146,11 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	}
 	for i := range upReceivers {
 		name := fmt.Sprintf("receive-%d", i)
-		args := []string{
-			"--cluster.node-name=" + name,
-			"--tsdb.path=" + filepath.Join(c.dataDir, name),
-			"--objstore.config=" + bucket,
-			fmt.Sprintf("--receive.replication-factor=%d", upReplicationFactor),
-			"--grpc-address=127.0.0.1:0",
-			"--cluster.address=127.0.0.1:0",
-			"--http-address=",
-			"--remote-write.address=127.0.0.1:0",
+		join := ""
+		if i > 0 {
+			join = receivers[0].cl.gossip.LocalAddr()
 		}
-		if c.limitsFile != "" {
-			args = append([]string{"--limits.config-file=" + c.limitsFile}, args...)
-		}
-		if i == 0 {
-			args[len(args)-1] = "--remote-write.address=" + c.rwAddress
-		} else {
-			args = append(args, "--cluster.join="+receivers[0].cl.gossip.LocalAddr())
-		}
-		rc, err := parseReceiveArgs(args)
+		rc, err := parseReceiveArgs(upReceiverArgs(c, i, bucket, join))
 		if err != nil {
 			return errors.Join(err, closeAll())
 		}
@@ -245,7 +236,11 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		return errors.Join(err, closeAll())
 	}
 
-	rwURL := remoteWriteURL(receivers[0].rwLis.Addr())
+	// strata's own writes (the ruler's results, the self-scrape) carry no
+	// credential: they go to a receiver that only listens on loopback, never
+	// to the public address, which may require TLS and a tenant credential.
+	rwURL := remoteWriteURL(receivers[1].rwLis.Addr())
+	publicRWURL := c.rwTLS.scheme() + "://" + hostPort(receivers[0].rwLis.Addr().String()) + receive.Path
 	// The ruler has a registry of its own: its metrics share names with the
 	// receivers' and the querier's, with other labels (a WAL without a
 	// tenant), which one registry refuses. /metrics gathers both.
@@ -333,9 +328,9 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 	}))
 
 	httpURL := "http://" + hostPort(opsLis.Addr().String())
-	logger.Info("strata is up", "remote_write_url", rwURL, "query_url", httpURL, "data", c.dataDir)
+	logger.Info("strata is up", "remote_write_url", publicRWURL, "query_url", httpURL, "data", c.dataDir)
 	fmt.Printf("\nstrata is up.\n  Web UI:                  %s\n  Prometheus remote_write: url: %s\n  Query (Grafana, PromQL): %s  e.g. %s/api/v1/query?query=up\n  Rules and alerts:        %s/api/v1/rules  (files: %s)\n  Data:                    %s\n\n",
-		httpURL, rwURL, httpURL, httpURL, httpURL, strings.Join(upRuleFiles(c), ", "), c.dataDir)
+		httpURL, publicRWURL, httpURL, httpURL, httpURL, strings.Join(upRuleFiles(c), ", "), c.dataDir)
 
 	runErr := g.Run()
 	if err := closeAll(); err != nil {
@@ -346,4 +341,42 @@ func runUp(c *upConfig, logger *slog.Logger, reg *prometheus.Registry) error {
 		return nil
 	}
 	return runErr
+}
+
+// upReceiverArgs returns the flags of receiver i of strata up. Receiver 0
+// takes the public remote write address, with its TLS and tenants file; the
+// others listen on loopback ports and join receiver 0's gossip address join.
+func upReceiverArgs(c *upConfig, i int, bucket, join string) []string {
+	name := fmt.Sprintf("receive-%d", i)
+	args := []string{
+		"--cluster.node-name=" + name,
+		"--tsdb.path=" + filepath.Join(c.dataDir, name),
+		"--objstore.config=" + bucket,
+		fmt.Sprintf("--receive.replication-factor=%d", upReplicationFactor),
+		"--grpc-address=127.0.0.1:0",
+		"--cluster.address=127.0.0.1:0",
+		"--http-address=",
+	}
+	if c.limitsFile != "" {
+		args = append(args, "--limits.config-file="+c.limitsFile)
+	}
+	if i > 0 {
+		return append(args, "--remote-write.address=127.0.0.1:0", "--cluster.join="+join)
+	}
+	args = append(args, "--remote-write.address="+c.rwAddress)
+	if c.tenantsFile != "" {
+		args = append(args, "--auth.tenants-file="+c.tenantsFile)
+	}
+	if c.rwTLS.enabled() {
+		for _, f := range []struct{ flag, file string }{
+			{"tls-cert", c.rwTLS.cfg.CertFile},
+			{"tls-key", c.rwTLS.cfg.KeyFile},
+			{"tls-client-ca", c.rwTLS.cfg.ClientCAFile},
+		} {
+			if f.file != "" {
+				args = append(args, "--remote-write."+f.flag+"="+f.file)
+			}
+		}
+	}
+	return args
 }
