@@ -129,13 +129,15 @@ func New(cfg Config) (*Frontend, error) {
 func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.URL.Path == "/api/v1/query_range" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
-		if err := r.ParseForm(); err == nil {
-			if rq, ok := f.rangeRequest(r); ok {
-				f.serveRange(w, r, rq, start)
-				return
-			}
+		if err := r.ParseForm(); err != nil {
+			writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid form: %v", err))
+			return
 		}
-		// Rebuild the body ParseForm consumed.
+		if rq, ok := f.rangeRequest(r); ok {
+			f.serveRange(w, r, rq, start)
+			return
+		}
+		// Pass the parameters ParseForm read from the body on in the URL.
 		if r.Method == http.MethodPost {
 			r.Body = http.NoBody
 			r.URL.RawQuery = r.Form.Encode()
@@ -201,8 +203,9 @@ func formHasShard(form url.Values) bool {
 }
 
 // tenantKey is the tenant part of r's cache keys: the tenant header (or the
-// default tenant) and a hash of the credential, so that requests only share
-// results with requests that present the same credential.
+// default tenant) and the Authorization header, so that requests only share
+// results with requests that present the same credential. Keys are SHA-256
+// hashes, so the credential is not stored in the cache.
 func (f *Frontend) tenantKey(r *http.Request) string {
 	tenant := ""
 	if f.cfg.TenantHeader != "" {

@@ -498,3 +498,14 @@ func FuzzDecodeMatrix(f *testing.F) {
 		}
 	})
 }
+
+func TestFrontendRejectsAnUnreadableForm(t *testing.T) {
+	fx := newFrontendFixture(t, 1, nil)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/query_range", strings.NewReader("query=%zz"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	fx.f.ServeHTTP(w, r)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), `"errorType":"bad_data"`)
+	require.Empty(t, fx.queries[0].paths, "nothing reached the querier")
+}
