@@ -1,7 +1,6 @@
 package hashring
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -15,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/internal/syncbuf"
 )
 
 const (
@@ -53,24 +54,6 @@ func runRinger(t *testing.T, f *FileRinger) {
 		cancel()
 		require.NoError(t, <-done)
 	})
-}
-
-// syncBuffer is a log sink the test can read while Run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestFileRingerReloads(t *testing.T) {
@@ -138,7 +121,7 @@ func TestFileRingerKeepsOldRingOnBadFile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "hashrings.json")
 			writeFile(t, path, fileA)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			f, err := NewFileRinger(path, AlgorithmKetama, 2, 10*time.Millisecond, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 			require.NoError(t, err)
 			runRinger(t, f)

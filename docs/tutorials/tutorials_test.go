@@ -21,7 +21,6 @@ package tutorials_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,12 +31,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/internal/syncbuf"
 )
 
 // checkTimeout is how long a check block may keep failing.
@@ -155,24 +155,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// syncBuffer is the output of a background process.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -199,7 +181,7 @@ func runTutorial(md, dir, binDir string, checkTimeout time.Duration, logf func(s
 
 	type bg struct {
 		cmd  *exec.Cmd
-		out  *syncBuffer
+		out  *syncbuf.Buffer
 		line int
 		done chan struct{}
 	}
@@ -255,7 +237,7 @@ func runTutorial(md, dir, binDir string, checkTimeout time.Duration, logf func(s
 				return fmt.Errorf("line %d: step failed: %v\n%s\n--- output:\n%s", b.line, err, b.text, tail(string(out), 40))
 			}
 		case "background":
-			out := &syncBuffer{}
+			out := &syncbuf.Buffer{}
 			cmd := command(context.Background(), b.text)
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {

@@ -2,7 +2,6 @@ package frontendbench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,12 +10,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/internal/syncbuf"
 )
 
 // process is a running strata subcommand; its output is kept for failures.
@@ -24,26 +24,9 @@ type process struct {
 	name    string
 	httpURL string
 	cmd     *exec.Cmd
-	out     *lockedBuffer
+	out     *syncbuf.Buffer
 	done    chan struct{}
 	err     error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // freeAddr returns a loopback address nothing listens on right now.
@@ -60,7 +43,7 @@ func freeAddr(t *testing.T) string {
 // /-/ready answers 200.
 func start(t *testing.T, name, httpAddr string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, httpURL: "http://" + httpAddr, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, httpURL: "http://" + httpAddr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(*strataBin, append(args, "--http-address="+httpAddr, "--log.level=warn")...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start(), "start %s", name)

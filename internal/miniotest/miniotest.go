@@ -9,7 +9,6 @@
 package miniotest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -23,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +30,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/stratametrics/strata/internal/syncbuf"
 	"github.com/stratametrics/strata/objstore"
 )
 
@@ -88,7 +87,7 @@ func Start(t testing.TB) *Server {
 
 func start(t testing.TB, bin, addr, consoleAddr, accessKey, secretKey string) (*Server, error) {
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(bin, "server", dir, "--address", addr, "--console-address", consoleAddr)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+accessKey,
@@ -270,22 +269,4 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatalf("miniotest: random bytes: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects the server's output, written by exec's copying goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

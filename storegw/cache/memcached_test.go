@@ -16,25 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stratametrics/strata/internal/memcachedtest"
+	"github.com/stratametrics/strata/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func newTestMemcached(t *testing.T, cfg MemcachedConfig, reg prometheus.Registerer) *Memcached {
 	t.Helper()
@@ -188,7 +171,7 @@ func TestExptime(t *testing.T) {
 
 func TestMemcached_Outage(t *testing.T) {
 	srv := memcachedtest.Start(t, 0)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	m, err := NewMemcached("test", MemcachedConfig{Addresses: []string{srv.Addr}, Timeout: 200 * time.Millisecond},
 		nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)

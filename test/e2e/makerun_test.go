@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stratametrics/strata/internal/syncbuf"
 )
 
 // TestMakeRun does what the README tells a newcomer: `make run` in the
@@ -26,7 +28,7 @@ func TestMakeRun(t *testing.T) {
 
 	cmd := exec.Command("make", "--no-print-directory", "-C", root, "run", "DATA_DIR="+t.TempDir(), "BUILD_DIR="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
