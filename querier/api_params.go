@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/stratametrics/strata/internal/apijson"
 )
 
 // Request parameters that are strata's (and Thanos') additions to the Prometheus API.
@@ -19,16 +20,6 @@ const (
 	apiParamPartialResponse     = "partial_response"
 	apiParamMaxSourceResolution = "max_source_resolution"
 )
-
-// The default bounds of optional time ranges are the ones Prometheus uses, so that clients that
-// send Prometheus' own minimum and maximum timestamps back get the same behaviour.
-const (
-	apiMinTimeSeconds = math.MinInt64/1000 + 62135596801
-	apiMaxTimeSeconds = math.MaxInt64/1000 - 62135596801
-)
-
-func apiMinTime() time.Time { return time.Unix(apiMinTimeSeconds, 0).UTC() }
-func apiMaxTime() time.Time { return time.Unix(apiMaxTimeSeconds, 999999999).UTC() }
 
 // RequestParams are the strata-specific parameters of one API request. They are parsed by the API
 // and handed to APIOptions.Context, which stores them in the request context for the storage
@@ -69,7 +60,7 @@ func apiParseRequestParams(r *http.Request, autoDownsampling bool, step time.Dur
 	case "raw":
 		p.AutoDownsampling = false
 	default:
-		d, err := apiParseDuration(v)
+		d, err := apijson.ParseDuration(v)
 		if err != nil {
 			return p, fmt.Errorf("invalid parameter %q: %w", apiParamMaxSourceResolution, err)
 		}
@@ -95,47 +86,11 @@ func apiParseTimeParam(r *http.Request, name string, def time.Time) (time.Time, 
 	if v == "" {
 		return def, nil
 	}
-	t, err := apiParseTime(v)
+	t, err := apijson.ParseTime(v)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid time value for '%s': %w", name, err)
 	}
 	return t, nil
-}
-
-// apiParseTime accepts a Unix timestamp in seconds, with a fraction rounded to milliseconds, or
-// an RFC 3339 timestamp, as Prometheus does.
-func apiParseTime(s string) (time.Time, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(f)
-		frac = math.Round(frac*1000) / 1000
-		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	// time.Parse handles only four-digit years; Prometheus' own range bounds have more.
-	if minT := apiMinTime(); s == minT.Format(time.RFC3339Nano) {
-		return minT, nil
-	}
-	if maxT := apiMaxTime(); s == maxT.Format(time.RFC3339Nano) {
-		return maxT, nil
-	}
-	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
-}
-
-// apiParseDuration accepts float seconds or a Prometheus duration such as "1m30s".
-func apiParseDuration(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		ns := f * float64(time.Second)
-		if ns > float64(math.MaxInt64) || ns < float64(math.MinInt64) {
-			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
-		}
-		return time.Duration(ns), nil
-	}
-	if d, err := model.ParseDuration(s); err == nil {
-		return time.Duration(d), nil
-	}
-	return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
 }
 
 // apiParseLimit parses a "limit" value; zero means no limit.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/stats"
 
+	"github.com/stratametrics/strata/internal/apijson"
 	"github.com/stratametrics/strata/tenancy"
 )
 
@@ -27,7 +28,7 @@ func (a *API) query(r *http.Request) (res apiResult) {
 	}
 	ctx := r.Context()
 	if to := r.FormValue("timeout"); to != "" {
-		timeout, err := apiParseDuration(to)
+		timeout, err := apijson.ParseDuration(to)
 		if err != nil {
 			return apiInvalidParam(err, "timeout")
 		}
@@ -66,18 +67,18 @@ func (a *API) queryRange(r *http.Request) (res apiResult) {
 	if err != nil {
 		return apiInvalidParam(err, "limit")
 	}
-	start, err := apiParseTime(r.FormValue("start"))
+	start, err := apijson.ParseTime(r.FormValue("start"))
 	if err != nil {
 		return apiInvalidParam(err, "start")
 	}
-	end, err := apiParseTime(r.FormValue("end"))
+	end, err := apijson.ParseTime(r.FormValue("end"))
 	if err != nil {
 		return apiInvalidParam(err, "end")
 	}
 	if end.Before(start) {
 		return apiInvalidParam(errors.New("end timestamp must not be before start time"), "end")
 	}
-	step, err := apiParseDuration(r.FormValue("step"))
+	step, err := apijson.ParseDuration(r.FormValue("step"))
 	if err != nil {
 		return apiInvalidParam(err, "step")
 	}
@@ -90,7 +91,7 @@ func (a *API) queryRange(r *http.Request) (res apiResult) {
 	}
 	ctx := r.Context()
 	if to := r.FormValue("timeout"); to != "" {
-		timeout, err := apiParseDuration(to)
+		timeout, err := apijson.ParseDuration(to)
 		if err != nil {
 			return apiInvalidParam(err, "timeout")
 		}
@@ -197,7 +198,7 @@ func (a *API) exec(ctx context.Context, r *http.Request, qry promql.Query, limit
 func apiQueryOpts(r *http.Request) (promql.QueryOpts, error) {
 	var lookback time.Duration
 	if s := r.FormValue("lookback_delta"); s != "" {
-		d, err := apiParseDuration(s)
+		d, err := apijson.ParseDuration(s)
 		if err != nil {
 			return nil, fmt.Errorf("error parsing lookback delta duration: %w", err)
 		}
@@ -207,11 +208,11 @@ func apiQueryOpts(r *http.Request) (promql.QueryOpts, error) {
 }
 
 func (a *API) queryExemplars(r *http.Request) apiResult {
-	start, err := apiParseTimeParam(r, "start", apiMinTime())
+	start, err := apiParseTimeParam(r, "start", apijson.MinTime())
 	if err != nil {
 		return apiInvalidParam(err, "start")
 	}
-	end, err := apiParseTimeParam(r, "end", apiMaxTime())
+	end, err := apiParseTimeParam(r, "end", apijson.MaxTime())
 	if err != nil {
 		return apiInvalidParam(err, "end")
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/stratametrics/strata/internal/apijson"
 )
 
 func (a *API) series(r *http.Request) apiResult {
@@ -24,11 +26,11 @@ func (a *API) series(r *http.Request) apiResult {
 	if err != nil {
 		return apiInvalidParam(err, "limit")
 	}
-	start, err := apiParseTimeParam(r, "start", apiMinTime())
+	start, err := apiParseTimeParam(r, "start", apijson.MinTime())
 	if err != nil {
 		return apiInvalidParam(err, "start")
 	}
-	end, err := apiParseTimeParam(r, "end", apiMaxTime())
+	end, err := apiParseTimeParam(r, "end", apijson.MaxTime())
 	if err != nil {
 		return apiInvalidParam(err, "end")
 	}
@@ -117,11 +119,11 @@ func (a *API) labelQuery(r *http.Request, name string) apiResult {
 	if err != nil {
 		return apiInvalidParam(err, "limit")
 	}
-	start, err := apiParseTimeParam(r, "start", apiMinTime())
+	start, err := apiParseTimeParam(r, "start", apijson.MinTime())
 	if err != nil {
 		return apiInvalidParam(err, "start")
 	}
-	end, err := apiParseTimeParam(r, "end", apiMaxTime())
+	end, err := apiParseTimeParam(r, "end", apijson.MaxTime())
 	if err != nil {
 		return apiInvalidParam(err, "end")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,9 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/stratametrics/strata/internal/apijson"
 	"github.com/stratametrics/strata/queryshard"
 	"github.com/stratametrics/strata/storegw/cache"
 )
@@ -171,7 +170,9 @@ func (f *Frontend) rangeRequest(r *http.Request) (rangeQuery, bool) {
 	start, ok1 := parseTime(r.Form.Get("start"))
 	end, ok2 := parseTime(r.Form.Get("end"))
 	step, ok3 := parseStep(r.Form.Get("step"))
-	if !ok1 || !ok2 || !ok3 || end < start || (end-start)/step.Milliseconds() > maxPointsPerSeries {
+	// end-start is negative only when it overflows (Prometheus' minimum and
+	// maximum times).
+	if !ok1 || !ok2 || !ok3 || end < start || end-start < 0 || (end-start)/step.Milliseconds() > maxPointsPerSeries {
 		return rangeQuery{}, false
 	}
 	expr, err := f.parser.ParseExpr(r.Form.Get("query"))
@@ -495,41 +496,22 @@ func (f *Frontend) logIfSlow(r *http.Request, start time.Time, kind, query strin
 	f.logger.Warn("slow query", append([]any{"kind", kind, "query", query, "tenant", tenant, "duration", took, "threshold", f.cfg.SlowQueryThreshold, "remote", r.RemoteAddr}, attrs...)...)
 }
 
-// parseTime reads a time parameter as the Prometheus API does (Unix seconds
-// with a fraction, or RFC 3339) into Unix milliseconds.
+// parseTime reads a time parameter as the querier does (apijson.ParseTime)
+// into Unix milliseconds, or false for a value the querier would refuse or
+// one outside Prometheus' time range.
 func parseTime(s string) (int64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	if v, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e13 {
-			return 0, false
-		}
-		sec, frac := math.Modf(v)
-		return int64(sec)*1000 + int64(math.Round(frac*1000)), true
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	t, err := apijson.ParseTime(s)
+	if err != nil || t.Before(apijson.MinTime()) || t.After(apijson.MaxTime()) {
 		return 0, false
 	}
 	return t.UnixMilli(), true
 }
 
-// parseStep reads a step as float seconds or a Prometheus duration; the
+// parseStep reads a step as the querier does (apijson.ParseDuration); the
 // frontend handles whole, positive milliseconds only.
 func parseStep(s string) (time.Duration, bool) {
-	var d time.Duration
-	if v, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(v) || v <= 0 || v > 1e9 {
-			return 0, false
-		}
-		d = time.Duration(math.Round(v * float64(time.Second)))
-	} else if md, err := model.ParseDuration(s); err == nil {
-		d = time.Duration(md)
-	} else {
-		return 0, false
-	}
-	if d <= 0 || d%time.Millisecond != 0 {
+	d, err := apijson.ParseDuration(s)
+	if err != nil || d <= 0 || d%time.Millisecond != 0 {
 		return 0, false
 	}
 	return d, true

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stratametrics/strata/internal/apijson"
 	"github.com/stratametrics/strata/queryshard"
 	"github.com/stratametrics/strata/storegw/cache"
 )
@@ -59,9 +60,13 @@ func (q *testQuerier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 		return
 	}
-	start, _ := parseTime(r.Form.Get("start"))
-	end, _ := parseTime(r.Form.Get("end"))
-	step, _ := parseStep(r.Form.Get("step"))
+	start, ok1 := parseTime(r.Form.Get("start"))
+	end, ok2 := parseTime(r.Form.Get("end"))
+	step, ok3 := parseStep(r.Form.Get("step"))
+	if !ok1 || !ok2 || !ok3 || end-start < 0 || (end-start)/step.Milliseconds() > maxPointsPerSeries {
+		http.Error(w, "bad range", http.StatusBadRequest)
+		return
+	}
 	resp := answer(Request{Start: start, End: end, Step: step, Tenant: r.Header.Get("X-Tenant")})
 	if sel, ok, err := queryshard.FromForm(r.Form); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -377,9 +382,11 @@ func TestFrontendPassesOtherRequestsThrough(t *testing.T) {
 	fx.get(t, "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"yesterday"}, "end": {"1"}, "step": {"1"}}, nil)
 	fx.get(t, "/api/v1/query_range", url.Values{"query": {"up{"}, "start": {"1"}, "end": {"2"}, "step": {"1"}}, nil)
 	fx.get(t, "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"86400"}, "step": {"1"}}, nil)
-	require.Len(t, q.rangeRequests(), 3)
+	minT, maxT := apijson.MinTime().Format(time.RFC3339Nano), apijson.MaxTime().Format(time.RFC3339Nano)
+	fx.get(t, "/api/v1/query_range", url.Values{"query": {"up"}, "start": {minT}, "end": {maxT}, "step": {"1"}}, nil)
+	require.Len(t, q.rangeRequests(), 4)
 	require.Equal(t, "yesterday", q.rangeRequests()[0].Get("start"))
-	require.Equal(t, 5.0, testutil.ToFloat64(fx.f.m.proxied), "the series and labels requests and three range queries")
+	require.Equal(t, 6.0, testutil.ToFloat64(fx.f.m.proxied), "the series and labels requests and four range queries")
 }
 
 func TestFrontendTenantsAndCredentialsDoNotShareCachedResults(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package apijson writes the parts of Prometheus HTTP API answers that need
 // care to match Prometheus' own bytes: timestamps, sample values, label sets
-// and strings. The querier and the query frontend both use it, so that an
-// answer through the frontend is byte for byte the querier's.
+// and strings, and reads time and duration parameters as Prometheus does.
+// The querier and the query frontend both use it, so that an answer through
+// the frontend is byte for byte the querier's and both read a request alike.
 //
 // Prometheus' codec is built on jsoniter. Two details of it are matched on
 // purpose:
