@@ -348,14 +348,11 @@ func (f *Frontend) fetchSplits(ctx context.Context, r *http.Request, rq rangeQue
 		return parts, errs
 	}
 	now := f.now()
-	looks := make([]Lookup, len(subs))
-	for i, sub := range subs {
-		var err error
-		if looks[i], err = f.cache.Lookup(sub, now); err != nil {
-			// Split made the pieces; this is a bug.
-			errs[i] = err
-			return parts, errs
-		}
+	looks, err := f.cache.LookupAll(subs, now)
+	if err != nil {
+		// Split made the pieces; this is a bug.
+		errs[0] = err
+		return parts, errs
 	}
 	for i := 0; i < len(looks); {
 		lo, hi := i, i+1

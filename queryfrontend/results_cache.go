@@ -125,33 +125,56 @@ func (l Lookup) Hit() bool { return l.hit }
 // cannot be cached (see Fetch) is a Lookup without a hit that FetchLookup
 // and FetchRun fetch without storing.
 func (c *ResultsCache) Lookup(r Request, now time.Time) (Lookup, error) {
-	step, err := r.validate()
+	ls, err := c.LookupAll([]Request{r}, now)
 	if err != nil {
 		return Lookup{}, err
 	}
-	if !r.aligned(step) {
-		return Lookup{}, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
+	return ls[0], nil
+}
+
+// LookupAll is Lookup for the sub-requests of one request, with one
+// GetMulti for all of them: one round trip to memcached, not one per split.
+func (c *ResultsCache) LookupAll(rs []Request, now time.Time) ([]Lookup, error) {
+	ls := make([]Lookup, len(rs))
+	splits := make([]int64, len(rs))
+	var keys []string
+	for k, r := range rs {
+		step, err := r.validate()
+		if err != nil {
+			return nil, err
+		}
+		if !r.aligned(step) {
+			return nil, fmt.Errorf("cache %d..%d step %s: %w", r.Start, r.End, r.Step, ErrNotAligned)
+		}
+		splits[k] = splitStart(r.Start, c.interval)
+		if splitStart(r.End, c.interval) != splits[k] {
+			return nil, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
+		}
+		// The last evaluation time that may be stored: strictly before
+		// now-freshness.
+		ls[k] = Lookup{r: r, step: step, lastCacheable: floorOnGrid(now.UnixMilli()-c.freshness-1, step, r.phase(step))}
+		if key, ok := c.key(r, step, splits[k]); ok && r.Start <= ls[k].lastCacheable {
+			ls[k].key = key
+			keys = append(keys, key)
+		}
 	}
-	split := splitStart(r.Start, c.interval)
-	if splitStart(r.End, c.interval) != split {
-		return Lookup{}, fmt.Errorf("cache %d..%d: %w", r.Start, r.End, ErrSpansSplits)
+	if len(keys) == 0 {
+		return ls, nil
 	}
-	// The last evaluation time that may be stored: strictly before
-	// now-freshness.
-	phase := r.phase(step)
-	l := Lookup{r: r, step: step, lastCacheable: floorOnGrid(now.UnixMilli()-c.freshness-1, step, phase)}
-	key, ok := c.key(r, step, split)
-	if !ok || r.Start > l.lastCacheable {
-		return l, nil
+	hits, _ := c.cache.GetMulti(keys)
+	for k := range ls {
+		l := &ls[k]
+		b, ok := hits[l.key]
+		if l.key == "" || !ok {
+			continue
+		}
+		l.old, l.hit = c.extent(b, l.step, l.r.phase(l.step), splits[k])
+		if l.hit && (l.old.End+l.step < l.r.Start || min(l.r.End, l.lastCacheable)+l.step < l.old.Start) {
+			// Disjoint: extending would mean fetching the gap as well.
+			l.hit = false
+		}
 	}
-	l.key = key
-	wantEnd := min(r.End, l.lastCacheable)
-	l.old, l.hit = c.lookup(key, step, phase, split)
-	if l.hit && (l.old.End+step < r.Start || wantEnd+step < l.old.Start) {
-		// Disjoint: extending would mean fetching the gap as well.
-		l.hit = false
-	}
-	return l, nil
+	return ls, nil
 }
 
 // FetchLookup answers the request of l as Fetch does.
@@ -253,13 +276,9 @@ func (c *ResultsCache) FetchRun(ctx context.Context, ls []Lookup, fetch FetchFun
 	return out, outcomes, nil
 }
 
-// lookup returns the extent cached under key if it decodes and fits the
-// split and step the key stands for.
-func (c *ResultsCache) lookup(key string, step, phase, split int64) (Extent, bool) {
-	b, ok := c.cache.Get(key)
-	if !ok {
-		return Extent{}, false
-	}
+// extent decodes a cached value, and returns it if it fits the split, step
+// and phase its key stands for.
+func (c *ResultsCache) extent(b []byte, step, phase, split int64) (Extent, bool) {
 	e, err := DecodeExtent(b)
 	if err != nil {
 		return Extent{}, false

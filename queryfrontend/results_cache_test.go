@@ -423,3 +423,42 @@ func TestResultsCacheFetchRun(t *testing.T) {
 	_, _, err = rc.FetchRun(context.Background(), []Lookup{func() Lookup { l, _ := rc.Lookup(subs[0], now); return l }()}, (&fakeDownstream{}).fetch)
 	require.ErrorContains(t, err, "has a hit")
 }
+
+// countingCache counts the lookups made of the cache it wraps.
+type countingCache struct {
+	cache.Cache
+	gets, getMultis int
+}
+
+func (c *countingCache) Get(key string) ([]byte, bool) {
+	c.gets++
+	return c.Cache.Get(key)
+}
+
+func (c *countingCache) GetMulti(keys []string) (map[string][]byte, []string) {
+	c.getMultis++
+	return c.Cache.GetMulti(keys)
+}
+
+func TestResultsCacheLookupAllIsOneRoundTrip(t *testing.T) {
+	cc := &countingCache{Cache: cache.NewLRU("test", 64<<20, 0, nil)}
+	rc, err := NewResultsCache(cc, day, freshness, nil)
+	require.NoError(t, err)
+	subs, err := Split(req("up", at(5, 6, 0), at(7, 18, 0)), day)
+	require.NoError(t, err)
+	for pass := range 2 {
+		looks, err := rc.LookupAll(subs, now)
+		require.NoError(t, err)
+		require.Equal(t, pass+1, cc.getMultis, "one GetMulti for every split")
+		require.Zero(t, cc.gets)
+		for _, l := range looks {
+			require.Equal(t, pass == 1, l.Hit())
+		}
+		_, _, err = rc.FetchRun(context.Background(), looks, (&fakeDownstream{}).fetch)
+		if pass == 1 {
+			require.ErrorContains(t, err, "has a hit")
+		} else {
+			require.NoError(t, err)
+		}
+	}
+}
