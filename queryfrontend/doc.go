@@ -52,6 +52,12 @@
 // overlap or touch the extent replaces it rather than fetching the gap. An
 // answer with warnings (a partial response) is never stored.
 //
+// The Frontend looks up every split of a query at once (LookupAll, one
+// GetMulti), answers the splits with a hit through FetchLookup, and fetches
+// each run of consecutive splits without one as a single downstream query
+// (FetchRun), storing the answer split by split: a cold cache costs one query
+// per run, not one per split.
+//
 // The freshness window keeps recent results out of the cache: samples for
 // the last minutes may still arrive (remote-write delay, out-of-order
 // ingestion, a replica catching up). Only points strictly before
